@@ -1,0 +1,230 @@
+"""One deployment, start to finish: build → start → wait until it answers → switch the route.
+
+Status moves queued → building → starting → running, or to failed with the
+reason and the tail of the relevant log. The previous container keeps serving
+until the new one answers; then the route switches in one UPDATE and the old
+container drains and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from redis import Redis
+from shared.archive import ArchiveLimits
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from executor import repository
+from executor.build_context import prepare_context
+from executor.docker_adapter import PLATFORM_LABEL, ContainerSpec, DockerAdapter
+from executor.readiness import wait_until_ready
+from shared.blobs import BlobStore
+from shared.errors import VeilError
+from shared.events import ROUTES_CHANNEL
+from shared.models import Api, ApiVersion, Deployment
+from shared.models.base import utcnow
+from shared.settings import ExecutorSettings
+
+log = logging.getLogger("veil.executor.deploy")
+
+
+class DeployFailed(Exception):
+    def __init__(self, reason: str, log_tail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+def image_tag(api: Api, version: ApiVersion) -> str:
+    return f"veil-fn/{api.id}:v{version.number}"
+
+
+def container_name(deployment: Deployment) -> str:
+    # Deterministic: a retried job finds (and replaces) its own container instead of adding one.
+    return f"veil-{deployment.id}"
+
+
+def labels_for_platform(settings: ExecutorSettings) -> dict[str, str]:
+    return {PLATFORM_LABEL: "veil", "veil.instance": settings.instance_label}
+
+
+def labels_for(
+    settings: ExecutorSettings, api: Api, deployment: Deployment | None
+) -> dict[str, str]:
+    labels = labels_for_platform(settings) | {
+        "veil.api_id": api.id,
+        "veil.api_slug": api.slug,
+    }
+    if deployment is not None:
+        labels["veil.deployment_id"] = deployment.id
+    return labels
+
+
+class Deployer:
+    def __init__(
+        self,
+        settings: ExecutorSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        docker: DockerAdapter,
+        redis: Redis,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.docker = docker
+        self.redis = redis
+        self.blobs = BlobStore(settings.data_dir / "blobs")
+
+    async def run(self, deployment_id: str) -> None:
+        async with self.sessions() as session:
+            loaded = await repository.load_deployment(session, deployment_id)
+            if loaded is None:
+                log.warning("deployment %s vanished before it ran", deployment_id)
+                return
+            deployment, version, api = loaded
+            if deployment.status not in ("queued", "building", "starting"):
+                log.info(
+                    "deployment %s is %s already; nothing to do", deployment_id, deployment.status
+                )
+                return
+            try:
+                await self._deploy(session, deployment, version, api)
+            except DeployFailed as exc:
+                await self._fail(session, deployment_id, exc.reason, exc.log_tail)
+            except VeilError as exc:
+                await self._fail(session, deployment_id, exc.message, "")
+            except Exception as exc:
+                log.exception("deployment %s crashed", deployment_id)
+                await self._fail(session, deployment_id, f"internal error: {exc}", "")
+
+    async def _deploy(
+        self, session: AsyncSession, deployment: Deployment, version: ApiVersion, api: Api
+    ) -> None:
+        deployment.status = "building"
+        deployment.started_at = utcnow()
+        await session.commit()
+
+        build_log: deque[str] = deque(maxlen=self.settings.log_tail_lines)
+        log_path = self.settings.data_dir / "logs" / "builds" / f"{deployment.id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with log_path.open("w", encoding="utf-8") as log_file:
+
+            def on_log(line: str) -> None:
+                build_log.append(line)
+                log_file.write(line + "\n")
+                log_file.flush()
+
+            image_id = self._build(deployment, version, api, on_log, build_log)
+        deployment.image_id = image_id
+        deployment.status = "starting"
+        await session.commit()
+        log.info("deployment %s built in %.2f s", deployment.id, time.monotonic() - started)
+
+        name = container_name(deployment)
+        self.docker.remove_container(name, stop_timeout=1)  # a retried job's leftover
+        container_id = self.docker.run(self._container_spec(deployment, version, api, name))
+        deployment.container_id = container_id
+        deployment.container_name = name
+        await session.commit()
+
+        host = self.docker.ip_address(container_id, self.settings.function_network)
+        port = self.settings.container_port
+        not_ready = wait_until_ready(
+            self.docker, container_id, host, port, self.settings.start_timeout_seconds
+        )
+        if not_ready is not None:
+            tail = self.docker.logs(container_id, self.settings.log_tail_lines)
+            self.docker.remove_container(container_id, stop_timeout=1)
+            raise DeployFailed(f"start failed: {not_ready.reason}", tail)
+
+        deployment.endpoint = f"http://{host}:{port}"
+        deployment.status = "running"
+        deployment.ready_at = utcnow()
+        previous_id = await repository.switch_route(session, api.id, deployment.id)
+        previous = await session.get(Deployment, previous_id) if previous_id else None
+        if previous is not None and previous.id != deployment.id:
+            previous.status = "superseded"
+            previous.finished_at = utcnow()
+        await session.commit()
+        self._publish_route_change(api.slug)
+        log.info("deployment %s is serving at %s", deployment.id, deployment.endpoint)
+
+        if previous is not None and previous.container_id and previous.id != deployment.id:
+            # In-flight calls on the old container get a moment to finish.
+            await asyncio.sleep(self.settings.drain_seconds)
+            self.docker.remove_container(previous.container_id, stop_timeout=5)
+
+    def _build(
+        self,
+        deployment: Deployment,
+        version: ApiVersion,
+        api: Api,
+        on_log: Callable[[str], None],
+        build_log: deque[str],
+    ) -> str:
+        builds_dir = self.settings.data_dir / "builds"
+        builds_dir.mkdir(parents=True, exist_ok=True)
+        context_dir = Path(tempfile.mkdtemp(dir=builds_dir, prefix=f"{deployment.id}-"))
+        try:
+            prepare_context(
+                context_dir,
+                self.blobs.open_path(version.sha256),
+                version.filename,
+                version.runtime,
+                self.settings.build_ca_bundle,
+                ArchiveLimits(),
+            )
+            labels = labels_for(self.settings, api, None) | {"veil.version": str(version.number)}
+            try:
+                return self.docker.build(
+                    context_dir,
+                    image_tag(api, version),
+                    labels=labels,
+                    buildargs={"BASE_IMAGE": self.settings.python_base_image},
+                    memory_mb=self.settings.build_memory_limit_mb,
+                    timeout_seconds=self.settings.build_timeout_seconds,
+                    on_log=on_log,
+                )
+            except VeilError as exc:
+                raise DeployFailed(f"build failed: {exc.message}", "\n".join(build_log)) from exc
+        finally:
+            shutil.rmtree(context_dir, ignore_errors=True)
+
+    def _container_spec(
+        self, deployment: Deployment, version: ApiVersion, api: Api, name: str
+    ) -> ContainerSpec:
+        s = self.settings
+        return ContainerSpec(
+            image=deployment.image_id or image_tag(api, version),
+            name=name,
+            command=["python3", f"/app/{version.entry}"],
+            labels=labels_for(s, api, deployment),
+            network=s.function_network,
+            env={"PORT": str(s.container_port)},
+            memory_mb=s.memory_limit_mb,
+            cpus=s.cpu_limit,
+            pids_limit=s.pids_limit,
+            nofile=s.nofile_limit,
+            tmpfs_mb=s.tmpfs_size_mb,
+        )
+
+    async def _fail(
+        self, session: AsyncSession, deployment_id: str, reason: str, log_tail: str
+    ) -> None:
+        await session.rollback()
+        await repository.mark_failed(session, deployment_id, reason, log_tail or None)
+        await session.commit()
+        log.warning("deployment %s failed: %s", deployment_id, reason)
+
+    def _publish_route_change(self, slug: str) -> None:
+        try:
+            self.redis.publish(ROUTES_CHANNEL, slug)
+        except Exception as exc:  # data planes fall back to their short cache TTL
+            log.warning("could not publish route change for %s: %s", slug, exc)

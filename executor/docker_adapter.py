@@ -1,0 +1,249 @@
+"""The one place that talks to the Docker Engine.
+
+Everything else in Veil sees plain dataclasses and Veil errors: docker-py's
+exceptions are translated here (the way docker-py itself funnels HTTP errors
+through one `create_api_error_from_http_exception`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import LogConfig, Ulimit
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ReadTimeout
+
+from shared.errors import NotFound, ServiceUnavailable, VeilError
+
+PLATFORM_LABEL = "veil.platform"
+
+
+class BuildFailed(VeilError):
+    status = 422
+    code = "build_failed"
+
+
+class DockerUnavailable(ServiceUnavailable):
+    code = "docker_unavailable"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    name: str
+    command: list[str]
+    labels: dict[str, str]
+    network: str
+    env: dict[str, str] = field(default_factory=dict)
+    user: str = "10001:10001"
+    memory_mb: int = 256
+    cpus: float = 0.5
+    pids_limit: int = 128
+    nofile: int = 1024
+    tmpfs_mb: int = 64
+    log_max_size: str = "1m"
+    log_max_files: int = 2
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: str  # created | running | exited | dead | ...
+    running: bool
+    exit_code: int
+    oom_killed: bool
+    error: str
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        raise NotFound(f"{action}: {exc.explanation or exc}", code="docker_not_found") from exc
+    except (docker.errors.DockerException, RequestsConnectionError) as exc:
+        if isinstance(exc, docker.errors.APIError) and exc.status_code and exc.status_code < 500:
+            raise VeilError(f"{action}: {exc.explanation or exc}", code="docker_error") from exc
+        raise DockerUnavailable(f"{action}: the Docker Engine is not available ({exc}).") from exc
+
+
+class DockerAdapter:
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+
+    @classmethod
+    def from_env(cls, timeout: int = 120) -> DockerAdapter:
+        with _translated("connect to Docker"):
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        return cls(client)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        """A bridge for function containers where containers cannot talk to each other."""
+        with _translated("create network"):
+            if self._client.networks.list(names=[name]):
+                return
+            try:
+                self._client.networks.create(
+                    name,
+                    driver="bridge",
+                    labels=labels,
+                    options={"com.docker.network.bridge.enable_icc": "false"},
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # created concurrently by another worker
+                    raise
+
+    def build(
+        self,
+        context_dir: Path,
+        tag: str,
+        labels: dict[str, str],
+        buildargs: dict[str, str],
+        memory_mb: int,
+        timeout_seconds: float,
+        on_log: Callable[[str], None],
+    ) -> str:
+        """Build and return the image id; stream each output line to `on_log`."""
+        deadline = time.monotonic() + timeout_seconds
+        memory = memory_mb * 1024 * 1024
+        image_id: str | None = None
+        with _translated("build image"):
+            stream = self._client.api.build(
+                path=str(context_dir),
+                tag=tag,
+                labels=labels,
+                buildargs=buildargs,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+                container_limits={"memory": memory, "memswap": memory},
+            )
+            try:
+                for chunk in stream:
+                    if time.monotonic() > deadline:
+                        raise BuildFailed(
+                            f"The build took longer than {timeout_seconds:g} s and was stopped.",
+                            code="build_timeout",
+                        )
+                    if "stream" in chunk:
+                        for line in str(chunk["stream"]).splitlines():
+                            if line.strip():
+                                on_log(line)
+                    if "aux" in chunk and isinstance(chunk["aux"], dict):
+                        image_id = chunk["aux"].get("ID", image_id)
+                    if "error" in chunk:
+                        message = str(chunk["error"]).strip()
+                        on_log(message)
+                        raise BuildFailed(f"The build failed: {message}")
+            except ReadTimeout as exc:
+                raise BuildFailed(
+                    "The build produced no output for too long and was stopped.",
+                    code="build_timeout",
+                ) from exc
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+            if image_id is None:
+                image_id = self._client.images.get(tag).id
+        return image_id
+
+    def run(self, spec: ContainerSpec) -> str:
+        """Start a container with the platform's baseline restrictions (DESIGN.md §5)."""
+        memory = f"{spec.memory_mb}m"
+        with _translated("start container"):
+            container = self._client.containers.run(
+                spec.image,
+                spec.command,
+                name=spec.name,
+                detach=True,
+                user=spec.user,
+                environment=spec.env,
+                labels=spec.labels,
+                network=spec.network,
+                read_only=True,
+                tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={spec.tmpfs_mb}m"},  # noqa: S108
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges:true"],
+                pids_limit=spec.pids_limit,
+                mem_limit=memory,
+                memswap_limit=memory,  # swap equal to memory: no swap on top
+                nano_cpus=int(spec.cpus * 1e9),
+                ulimits=[Ulimit(name="nofile", soft=spec.nofile, hard=spec.nofile)],
+                log_config=LogConfig(
+                    type="json-file",
+                    config={"max-size": spec.log_max_size, "max-file": str(spec.log_max_files)},
+                ),
+                init=True,
+                ipc_mode="private",
+            )
+        return str(container.id)
+
+    def ip_address(self, container_id: str, network: str) -> str:
+        with _translated("inspect container"):
+            container = self._client.containers.get(container_id)
+            networks = container.attrs["NetworkSettings"]["Networks"]
+            return str(networks[network]["IPAddress"])
+
+    def state(self, container_id: str) -> ContainerState:
+        with _translated("inspect container"):
+            attrs: dict[str, Any] = self._client.api.inspect_container(container_id)["State"]
+        return ContainerState(
+            status=str(attrs.get("Status", "")),
+            running=bool(attrs.get("Running")),
+            exit_code=int(attrs.get("ExitCode", 0)),
+            oom_killed=bool(attrs.get("OOMKilled")),
+            error=str(attrs.get("Error", "")),
+        )
+
+    def logs(self, container_id: str, tail: int) -> str:
+        with _translated("read container logs"):
+            raw = self._client.api.logs(container_id, stdout=True, stderr=True, tail=tail)
+        return bytes(raw).decode("utf-8", "replace")
+
+    def remove_container(self, container_id: str, stop_timeout: int = 5) -> None:
+        """Stop (SIGTERM, then SIGKILL after `stop_timeout`) and remove; gone already is fine."""
+        try:
+            with _translated("remove container"):
+                container = self._client.containers.get(container_id)
+                if container.status == "running":
+                    container.stop(timeout=stop_timeout)
+                container.remove(force=True)
+        except NotFound:
+            return
+
+    def find_containers(self, labels: dict[str, str]) -> list[str]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with _translated("list containers"):
+            return [c.id for c in self._client.containers.list(all=True, filters=filters)]
+
+    def find_images(self, labels: dict[str, str]) -> list[str]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with _translated("list images"):
+            return [i.id for i in self._client.images.list(filters=filters)]
+
+    def remove_image(self, image: str) -> None:
+        try:
+            with _translated("remove image"):
+                self._client.images.remove(image, force=True, noprune=False)
+        except NotFound:
+            return
+
+    def image_exists(self, image: str) -> bool:
+        try:
+            with _translated("inspect image"):
+                self._client.images.get(image)
+        except NotFound:
+            return False
+        return True

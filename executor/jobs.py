@@ -1,0 +1,87 @@
+"""rq job entry points. Each runs in the worker's forked child with a fresh event loop.
+
+Settings come from the environment the worker was started with; engines and
+clients are created per job and closed at its end, never shared across forks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from executor import repository
+from executor.deploy import Deployer
+from executor.docker_adapter import DockerAdapter
+from shared.db import create_engine, create_sessionmaker
+from shared.events import ROUTES_CHANNEL
+from shared.settings import ExecutorSettings
+
+log = logging.getLogger("veil.executor.jobs")
+
+
+@dataclass
+class JobContext:
+    settings: ExecutorSettings
+    sessions: async_sessionmaker[AsyncSession]
+    docker: DockerAdapter
+    redis: Redis
+
+
+@asynccontextmanager
+async def job_context() -> AsyncIterator[JobContext]:
+    settings = ExecutorSettings()
+    engine = create_engine(settings.resolved_database_url)
+    docker = DockerAdapter.from_env()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        yield JobContext(settings, create_sessionmaker(engine), docker, redis)
+    finally:
+        redis.close()
+        docker.close()
+        await engine.dispose()
+
+
+def deploy(deployment_id: str) -> None:
+    async def run() -> None:
+        async with job_context() as ctx:
+            await Deployer(ctx.settings, ctx.sessions, ctx.docker, ctx.redis).run(deployment_id)
+
+    asyncio.run(run())
+
+
+def stop_api(api_id: str) -> None:
+    """Stop the API's running container and take it off the data plane."""
+
+    async def run() -> None:
+        async with job_context() as ctx, ctx.sessions() as session:
+            active = await repository.active_deployment(session, api_id)
+            await repository.clear_route(session, api_id)
+            if active is not None:
+                await repository.mark_stopped(session, active.id)
+            await session.commit()
+            ctx.redis.publish(ROUTES_CHANNEL, "*")
+            if active is not None and active.container_id:
+                ctx.docker.remove_container(active.container_id, stop_timeout=5)
+
+    asyncio.run(run())
+
+
+def teardown_api(api_id: str) -> None:
+    """Remove every container and image of a deleted API."""
+
+    async def run() -> None:
+        async with job_context() as ctx:
+            labels = {"veil.api_id": api_id, "veil.instance": ctx.settings.instance_label}
+            ctx.redis.publish(ROUTES_CHANNEL, "*")
+            for container_id in ctx.docker.find_containers(labels):
+                ctx.docker.remove_container(container_id, stop_timeout=2)
+            for image_id in ctx.docker.find_images(labels):
+                ctx.docker.remove_image(image_id)
+
+    asyncio.run(run())

@@ -1,0 +1,55 @@
+"""Waiting until a freshly started container answers HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from dataclasses import dataclass
+
+from executor.docker_adapter import ContainerState, DockerAdapter
+
+
+@dataclass(frozen=True)
+class NotReady:
+    reason: str
+    state: ContainerState | None
+
+
+def probe_http(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Any HTTP answer counts (a 404 on `/` is a live app); a refused socket does not."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/", headers={"User-Agent": "veil-readiness"})
+        connection.getresponse().read(0)
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def wait_until_ready(
+    docker: DockerAdapter,
+    container_id: str,
+    host: str,
+    port: int,
+    timeout_seconds: float,
+    interval: float = 0.05,
+) -> NotReady | None:
+    """Return None once the app answers, or why it never did (exited, or timed out)."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        state = docker.state(container_id)
+        if not state.running:
+            if state.oom_killed:
+                return NotReady("the app was killed for using more memory than its limit", state)
+            return NotReady(f"the app exited with code {state.exit_code} during start-up", state)
+        if probe_http(host, port):
+            return None
+        if time.monotonic() > deadline:
+            return NotReady(
+                f"the app did not answer HTTP on port {port} within {timeout_seconds:g} s;"
+                " it must listen on 0.0.0.0:$PORT",
+                state,
+            )
+        time.sleep(interval)

@@ -1,0 +1,62 @@
+"""SQL the executor needs: deployments, their versions and APIs."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import Api, ApiVersion, Deployment
+from shared.models.base import utcnow
+
+
+async def load_deployment(
+    session: AsyncSession, deployment_id: str
+) -> tuple[Deployment, ApiVersion, Api] | None:
+    result = await session.execute(
+        select(Deployment, ApiVersion, Api)
+        .join(ApiVersion, ApiVersion.id == Deployment.version_id)
+        .join(Api, Api.id == Deployment.api_id)
+        .where(Deployment.id == deployment_id)
+    )
+    row = result.first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def active_deployment(session: AsyncSession, api_id: str) -> Deployment | None:
+    result = await session.execute(
+        select(Deployment)
+        .join(Api, Api.active_deployment_id == Deployment.id)
+        .where(Api.id == api_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def switch_route(session: AsyncSession, api_id: str, deployment_id: str) -> str | None:
+    """Point the API at `deployment_id` in one UPDATE; return the deployment it replaced."""
+    previous = await session.scalar(select(Api.active_deployment_id).where(Api.id == api_id))
+    await session.execute(
+        update(Api).where(Api.id == api_id).values(active_deployment_id=deployment_id)
+    )
+    return previous
+
+
+async def clear_route(session: AsyncSession, api_id: str) -> None:
+    await session.execute(update(Api).where(Api.id == api_id).values(active_deployment_id=None))
+
+
+async def mark_failed(
+    session: AsyncSession, deployment_id: str, reason: str, log_tail: str | None
+) -> None:
+    await session.execute(
+        update(Deployment)
+        .where(Deployment.id == deployment_id)
+        .values(status="failed", error=reason, log_tail=log_tail, finished_at=utcnow())
+    )
+
+
+async def mark_stopped(session: AsyncSession, deployment_id: str) -> None:
+    await session.execute(
+        update(Deployment)
+        .where(Deployment.id == deployment_id)
+        .values(status="stopped", endpoint=None, finished_at=utcnow())
+    )

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Visibility = Literal["public", "private"]
+
+
+class ApiCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    visibility: Visibility = "private"
+    slug: str | None = Field(default=None, min_length=1, max_length=48)
+
+
+class ApiUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    visibility: Visibility | None = None
+
+
+class ApiOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    slug: str
+    name: str
+    description: str
+    visibility: str
+    owner_id: str
+    active_deployment_id: str | None
+    url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiList(BaseModel):
+    items: list[ApiOut]

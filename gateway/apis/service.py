@@ -1,0 +1,63 @@
+"""Rules for APIs: ownership, slugs, updates, deletion."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.apis import repository, slugs
+from gateway.apis.schemas import ApiCreate, ApiOut, ApiUpdate
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.models import Api, User
+
+
+def to_out(api: Api, public_gateway_url: str) -> ApiOut:
+    url = f"{public_gateway_url.rstrip('/')}/{api.slug}/"
+    return ApiOut.model_validate({**api.__dict__, "url": url})
+
+
+async def get_owned_or_404(session: AsyncSession, api_id: str, user: User) -> Api:
+    """Another user's API answers exactly like a missing one: ids must not leak."""
+    api = await repository.get_owned(session, api_id, user.id)
+    if api is None:
+        raise NotFound("No API with this id.", code="api_not_found")
+    return api
+
+
+async def create(session: AsyncSession, owner: User, body: ApiCreate) -> Api:
+    if body.slug is not None:
+        if not slugs.is_valid_slug(body.slug):
+            raise Unprocessable(
+                "A slug is 1-48 lowercase letters, digits or '-', starting and ending with a"
+                " letter or digit, and not a reserved word.",
+                code="invalid_slug",
+            )
+        if await repository.slug_taken(session, body.slug):
+            raise Conflict(f"The slug '{body.slug}' is taken.", code="slug_taken")
+        slug = body.slug
+    else:
+        slug = slugs.slugify(body.name)
+        while not slugs.is_valid_slug(slug) or await repository.slug_taken(session, slug):
+            slug = slugs.with_suffix(slugs.slugify(body.name))
+    api = Api(
+        owner_id=owner.id,
+        name=body.name.strip(),
+        slug=slug,
+        description=body.description,
+        visibility=body.visibility,
+    )
+    session.add(api)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"The slug '{slug}' is taken.", code="slug_taken") from None
+    return api
+
+
+async def update(session: AsyncSession, api: Api, body: ApiUpdate) -> Api:
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise Unprocessable(f"'{field}' cannot be null.", code="validation_error")
+        setattr(api, field, value.strip() if field == "name" else value)
+    await session.flush()
+    return api

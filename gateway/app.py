@@ -1,0 +1,57 @@
+"""The control plane: auth, APIs, uploads, deployments and stats on :8080."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from gateway.apis.router import router as apis_router
+from gateway.auth.router import router as auth_router
+from gateway.build_queue import BuildQueue
+from gateway.deployments.router import router as deployments_router
+from gateway.state import GatewayState
+from gateway.stats.router import router as stats_router
+from shared.blobs import BlobStore
+from shared.db import create_engine, create_sessionmaker
+from shared.http.app import create_service_app
+from shared.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        blobs = BlobStore(settings.data_dir / "blobs")
+        blobs.ensure()
+        state = GatewayState(
+            settings=settings,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            redis=Redis.from_url(settings.redis_url),
+            blobs=blobs,
+            builds=BuildQueue(settings.redis_url, settings.build_queue),
+            services=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
+        )
+        app.state.veil = state
+        try:
+            yield
+        finally:
+            await state.services.aclose()
+            state.builds.close()
+            await state.redis.aclose()
+            await engine.dispose()
+
+    app = create_service_app(
+        "Veil gateway API",
+        lifespan,
+        description="Control plane: accounts, APIs, uploads, deployments, stats.",
+    )
+    for router in (auth_router, apis_router, deployments_router, stats_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from gateway.auth import service
+from gateway.auth.schemas import LoginIn, RefreshIn, SignupIn, TokensOut, UserOut
+from gateway.deps import CurrentUser, Session, State
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class SignupOut(TokensOut):
+    user: UserOut
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED)
+async def signup(body: SignupIn, session: Session, state: State) -> SignupOut:
+    user, tokens = await service.signup(
+        session, state.settings, body.email, body.password, body.role
+    )
+    return SignupOut(
+        **tokens.model_dump(), user=UserOut(id=user.id, email=user.email, role=user.role)
+    )
+
+
+@router.post("/login")
+async def login(body: LoginIn, session: Session, state: State) -> TokensOut:
+    return await service.login(session, state.settings, body.email, body.password)
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshIn, session: Session, state: State) -> TokensOut:
+    return await service.refresh(session, state.settings, body.refresh_token)
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut(id=user.id, email=user.email, role=user.role)

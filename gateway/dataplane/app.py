@@ -1,0 +1,187 @@
+"""The data plane on :8000: `ANY /<api-slug>/<path>` forwarded to the API's container.
+
+A raw ASGI app on purpose: no framework routing on the hot path (DESIGN.md §6).
+Per call: resolve the slug (cached), authenticate the caller, stream the
+request to the container with a pooled aiohttp client, stream the answer
+back, then emit one execution event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+from starlette.types import Receive, Scope, Send
+
+from gateway.dataplane.auth import authenticate
+from gateway.dataplane.events import EventSink
+from gateway.dataplane.proxy import Forwarded, forward
+from gateway.dataplane.routes import Route, RouteTable
+from shared.db import create_engine, create_sessionmaker
+from shared.errors import NotFound, ServiceUnavailable, VeilError
+from shared.events import ExecutionEvent
+from shared.http.context import current_request_id
+from shared.http.errors import error_body
+from shared.http.request_id import pick_request_id
+from shared.settings import DataPlaneSettings
+
+log = logging.getLogger("veil.dataplane")
+
+
+class DataPlane:
+    def __init__(self, settings: DataPlaneSettings) -> None:
+        self.settings = settings
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jwt_secret = settings.jwt_secret.get_secret_value()
+        self._timeout = settings.upstream_timeout_seconds
+
+    async def startup(self) -> None:
+        self.engine = create_engine(self.settings.resolved_database_url)
+        self.routes = RouteTable(
+            create_sessionmaker(self.engine), self.settings.route_cache_ttl_seconds
+        )
+        self.redis = Redis.from_url(self.settings.redis_url)
+        self.events = EventSink(
+            self.redis, self.settings.events_stream, self.settings.events_stream_maxlen
+        )
+        self.client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+        self._tasks = [
+            asyncio.create_task(self.routes.follow_invalidations(self.redis)),
+            asyncio.create_task(self.events.flush_spool_forever()),
+        ]
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.client.close()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    raise
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        started_at = datetime.now(UTC)
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        request_id = pick_request_id(_header(headers, b"x-request-id"))
+        token = current_request_id.set(request_id)
+        route: Route | None = None
+        caller_id: str | None = None
+        try:
+            path: str = scope["path"]
+            if path == "/healthz":
+                await _send_plain(send, 200, b'{"status":"ok"}', request_id)
+                return
+            slug = path.lstrip("/").partition("/")[0]
+            route = await self.routes.resolve(slug) if slug else None
+            if route is None:
+                raise NotFound(f"No API is published at '/{slug}'.", code="api_not_found")
+            caller_id = authenticate(headers, route, self._jwt_secret)
+            if route.endpoint is None:
+                raise ServiceUnavailable(
+                    "This API is not running right now.",
+                    code="api_not_running",
+                    headers={"Retry-After": "5"},
+                )
+            result = await forward(
+                self.client, route.endpoint, scope, receive, send, request_id, self._timeout
+            )
+        except VeilError as exc:
+            await _send_error(send, exc, request_id)
+            result = Forwarded(status=exc.status, upstream_ms=None, bytes_in=0, bytes_out=0)
+        finally:
+            current_request_id.reset(token)
+        if route is not None:
+            await self._record(route, caller_id, scope, request_id, started, started_at, result)
+
+    async def _record(
+        self,
+        route: Route,
+        caller_id: str | None,
+        scope: Scope,
+        request_id: str,
+        started: float,
+        started_at: datetime,
+        result: Forwarded,
+    ) -> None:
+        event = ExecutionEvent(
+            event_id=str(uuid.uuid4()),
+            request_id=request_id,
+            api_id=route.api_id,
+            deployment_id=route.deployment_id,
+            caller_id=caller_id,
+            method=scope["method"],
+            path=scope["path"][:2048],
+            status_code=result.status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            upstream_ms=result.upstream_ms,
+            bytes_in=result.bytes_in,
+            bytes_out=result.bytes_out,
+            started_at=started_at,
+        )
+        await self.events.emit(event)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+async def _send_plain(
+    send: Send, status: int, body: bytes, request_id: str, extra: dict[str, str] | None = None
+) -> None:
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, exc: VeilError, request_id: str) -> None:
+    body = error_body(exc.code, exc.message, request_id, exc.details or None)
+    try:
+        await _send_plain(send, exc.status, body, request_id, exc.headers)
+    except Exception as send_exc:  # response already started: nothing more to say
+        log.debug("could not send error response: %s", send_exc)
+
+
+def create_app(settings: DataPlaneSettings | None = None) -> Any:
+    return DataPlane(settings or DataPlaneSettings())

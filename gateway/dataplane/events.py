@@ -1,0 +1,59 @@
+"""Appends execution events to the Redis stream that analytics consumes.
+
+Sending happens after the response is finished, off the caller's latency. When
+Redis is unreachable, events wait in a bounded in-memory spool and a flusher
+retries them, so a short Redis outage loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.events import ExecutionEvent
+
+log = logging.getLogger("veil.dataplane.events")
+
+
+class EventSink:
+    def __init__(self, redis: Redis, stream: str, maxlen: int, spool_size: int = 100_000) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._maxlen = maxlen
+        self._spool: deque[ExecutionEvent] = deque(maxlen=spool_size)
+
+    async def emit(self, event: ExecutionEvent) -> None:
+        if self._spool:
+            self._spool.append(event)  # keep order behind what is already waiting
+            return
+        try:
+            await self._append(event)
+        except (RedisError, OSError) as exc:
+            log.warning("event stream unavailable (%s); spooling", exc)
+            self._spool.append(event)
+
+    async def _append(self, event: ExecutionEvent) -> None:
+        await self._redis.xadd(
+            self._stream,
+            event.to_fields(),  # type: ignore[arg-type]
+            maxlen=self._maxlen,
+            approximate=True,
+        )
+
+    async def flush_spool_forever(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            while self._spool:
+                try:
+                    await self._append(self._spool[0])
+                except (RedisError, OSError):
+                    break
+                self._spool.popleft()
+
+    @property
+    def spooled(self) -> int:
+        return len(self._spool)

@@ -1,0 +1,91 @@
+"""slug → where its running container listens, cached in memory.
+
+Entries expire after a short TTL and are dropped at once when the executor
+publishes a change on the routes channel (deploy, stop, delete).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events import ROUTES_CHANNEL
+from shared.models import Api, Deployment
+
+log = logging.getLogger("veil.dataplane.routes")
+
+
+@dataclass(frozen=True)
+class Route:
+    api_id: str
+    slug: str
+    owner_id: str
+    deployment_id: str | None
+    endpoint: str | None  # None: the API has no running container
+
+
+class RouteTable:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_seconds: float) -> None:
+        self._sessions = sessions
+        self._ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, Route | None]] = {}
+
+    async def resolve(self, slug: str) -> Route | None:
+        hit = self._cache.get(slug)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        route = await self._load(slug)
+        self._cache[slug] = (now + self._ttl, route)
+        return route
+
+    async def _load(self, slug: str) -> Route | None:
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(Api.id, Api.owner_id, Deployment.id, Deployment.endpoint, Deployment.status)
+                .outerjoin(Deployment, Deployment.id == Api.active_deployment_id)
+                .where(Api.slug == slug)
+            )
+            row = result.first()
+        if row is None:
+            return None
+        api_id, owner_id, deployment_id, endpoint, status = row
+        running = status == "running" and endpoint is not None
+        return Route(
+            api_id=api_id,
+            slug=slug,
+            owner_id=owner_id,
+            deployment_id=deployment_id if running else None,
+            endpoint=endpoint if running else None,
+        )
+
+    def invalidate(self, slug: str | None = None) -> None:
+        if slug is None or slug == "*":
+            self._cache.clear()
+        else:
+            self._cache.pop(slug, None)
+
+    async def follow_invalidations(self, redis: Redis) -> None:
+        """Listen on the routes channel until cancelled; reconnect when Redis drops."""
+        while True:
+            try:
+                async with redis.pubsub() as pubsub:
+                    await pubsub.subscribe(ROUTES_CHANNEL)
+                    # Anything cached before the subscription may have missed a message.
+                    self.invalidate()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            data = message["data"]
+                            self.invalidate(data.decode() if isinstance(data, bytes) else data)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("route invalidation feed lost (%s); retrying", exc)
+                self.invalidate()
+                await asyncio.sleep(1.0)

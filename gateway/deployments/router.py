@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+
+from gateway.apis.service import get_owned_or_404
+from gateway.build_queue import STOP_JOB
+from gateway.deployments import service
+from gateway.deployments.schemas import DeployIn, DeployOut, StatusOut
+from gateway.deps import Developer, Session, State
+from gateway.internal_client import call_service
+
+router = APIRouter(prefix="/api/v1/apis", tags=["deployments"])
+
+
+@router.post("/{api_id}/deploy", status_code=status.HTTP_202_ACCEPTED)
+async def deploy(
+    api_id: str, user: Developer, session: Session, state: State, body: DeployIn | None = None
+) -> DeployOut:
+    api = await get_owned_or_404(session, api_id, user)
+    return await service.deploy(
+        session, state.builds, api, user, body.version if body is not None else None
+    )
+
+
+@router.get("/{api_id}/status")
+async def api_status(api_id: str, user: Developer, session: Session, state: State) -> StatusOut:
+    api = await get_owned_or_404(session, api_id, user)
+    return await service.status(session, api, state.settings.public_gateway_url)
+
+
+@router.get("/{api_id}/logs")
+async def logs(
+    api_id: str,
+    user: Developer,
+    session: Session,
+    state: State,
+    tail: int = Query(default=200, ge=1, le=5000),
+) -> Any:
+    """Runtime logs (stdout and stderr) of the API's running container."""
+    api = await get_owned_or_404(session, api_id, user)
+    return await call_service(
+        state.services,
+        "GET",
+        f"{state.settings.executor_url}/internal/v1/apis/{api.id}/logs",
+        state.settings.service_token.get_secret_value(),
+        params={"tail": tail},
+    )
+
+
+@router.post("/{api_id}/stop", status_code=status.HTTP_202_ACCEPTED)
+async def stop(api_id: str, user: Developer, session: Session, state: State) -> dict[str, str]:
+    api = await get_owned_or_404(session, api_id, user)
+    await state.builds.enqueue(STOP_JOB, api.id)
+    return {"api_id": api.id, "status": "stopping"}

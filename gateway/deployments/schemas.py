@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeployIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1)
+
+
+class DeployOut(BaseModel):
+    deployment_id: str
+    status: str
+    version: int
+
+
+class StatusOut(BaseModel):
+    api_id: str
+    status: str
+    deployment_id: str | None = None
+    version: int | None = None
+    active_deployment_id: str | None = None
+    error: str | None = None
+    log_tail: str | None = None
+    url: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    ready_at: datetime | None = None

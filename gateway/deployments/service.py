@@ -1,0 +1,65 @@
+"""Deploy requests: record the deployment, then hand it to the build queue."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.apis import repository as apis_repository
+from gateway.build_queue import DEPLOY_JOB, BuildQueue
+from gateway.deployments import repository
+from gateway.deployments.schemas import DeployOut, StatusOut
+from shared.errors import Conflict, NotFound, VeilError
+from shared.models import Api, Deployment, User
+from shared.models.base import utcnow
+
+
+async def deploy(
+    session: AsyncSession, builds: BuildQueue, api: Api, user: User, version_number: int | None
+) -> DeployOut:
+    if version_number is None:
+        version_number = await apis_repository.latest_version_number(session, api.id)
+        if version_number == 0:
+            raise Conflict(
+                "This API has no uploaded version yet: upload code before deploying.",
+                code="no_version",
+            )
+    version = await apis_repository.get_version(session, api.id, version_number)
+    if version is None:
+        raise NotFound(f"This API has no version {version_number}.", code="version_not_found")
+    deployment = Deployment(
+        api_id=api.id, version_id=version.id, status="queued", requested_by=user.id
+    )
+    session.add(deployment)
+    # Committed before enqueueing: a worker may pick the job up at once and must
+    # find the row.
+    await session.commit()
+    try:
+        await builds.enqueue(DEPLOY_JOB, deployment.id, job_id=f"deploy-{deployment.id}")
+    except VeilError as exc:
+        deployment.status = "failed"
+        deployment.error = exc.message
+        deployment.finished_at = utcnow()
+        await session.commit()
+        raise
+    return DeployOut(deployment_id=deployment.id, status=deployment.status, version=version.number)
+
+
+async def status(session: AsyncSession, api: Api, public_gateway_url: str) -> StatusOut:
+    url = f"{public_gateway_url.rstrip('/')}/{api.slug}/"
+    latest = await repository.latest_for_api(session, api.id)
+    if latest is None:
+        return StatusOut(api_id=api.id, status="not_deployed", url=url)
+    deployment, version = latest
+    return StatusOut(
+        api_id=api.id,
+        status=deployment.status,
+        deployment_id=deployment.id,
+        version=version.number,
+        active_deployment_id=api.active_deployment_id,
+        error=deployment.error,
+        log_tail=deployment.log_tail,
+        url=url,
+        created_at=deployment.created_at,
+        updated_at=deployment.updated_at,
+        ready_at=deployment.ready_at,
+    )

@@ -1,0 +1,59 @@
+"""FastAPI dependencies: state, one session per request, the current user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.state import GatewayState
+from shared.auth.tokens import AccessClaims, bearer_token, decode_access_token
+from shared.db import session_scope
+from shared.errors import Forbidden, Unauthorized
+from shared.models import User
+
+
+def get_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.veil
+    return state
+
+
+State = Annotated[GatewayState, Depends(get_state)]
+
+
+async def get_session(state: State) -> AsyncIterator[AsyncSession]:
+    async for session in session_scope(state.sessions):
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_claims(request: Request, state: State) -> AccessClaims:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise Unauthorized("Send an access token as 'Authorization: Bearer <token>'.")
+    return decode_access_token(token, state.settings.jwt_secret.get_secret_value())
+
+
+async def get_current_user(
+    claims: Annotated[AccessClaims, Depends(get_claims)], session: Session
+) -> User:
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The account behind this token no longer exists or is suspended.")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_developer(user: CurrentUser) -> User:
+    if user.role not in ("developer", "admin"):
+        raise Forbidden("Only developer accounts can manage APIs.", code="developer_only")
+    return user
+
+
+Developer = Annotated[User, Depends(get_developer)]

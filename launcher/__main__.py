@@ -1,0 +1,148 @@
+"""`python -m launcher`: start the whole platform on one host (what `make run` calls).
+
+Starts a local Redis when VEIL_REDIS_URL is not set, applies migrations,
+starts every service as a child process, waits until each answers, prints the
+URLs, and on Ctrl-C (or SIGTERM) stops exactly the processes it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from launcher.processes import Child, ChildSet, wait_http, wait_redis
+from launcher.secrets import load_or_create_secrets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def main() -> int:
+    data_dir = Path(os.environ.get("VEIL_DATA_DIR", ROOT / "data")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = {
+        "gateway": _port("VEIL_GATEWAY_PORT", 8080),
+        "dataplane": _port("VEIL_DATAPLANE_PORT", 8000),
+        "executor": _port("VEIL_EXECUTOR_PORT", 8081),
+        "analytics": _port("VEIL_ANALYTICS_PORT", 8082),
+    }
+    host = os.environ.get("VEIL_BIND_HOST", "127.0.0.1")
+    env = dict(os.environ)
+    env["VEIL_DATA_DIR"] = str(data_dir)
+    env.update(load_or_create_secrets(data_dir / "secrets.env", env))
+    env.setdefault("VEIL_EXECUTOR_URL", f"http://127.0.0.1:{ports['executor']}")
+    env.setdefault("VEIL_ANALYTICS_URL", f"http://127.0.0.1:{ports['analytics']}")
+    env.setdefault("VEIL_PUBLIC_GATEWAY_URL", f"http://localhost:{ports['dataplane']}")
+
+    children = ChildSet()
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if not env.get("VEIL_REDIS_URL"):
+            redis_port = _port("VEIL_REDIS_PORT", 6379)
+            redis_dir = data_dir / "redis"
+            redis_dir.mkdir(exist_ok=True)
+            children.start(
+                Child(
+                    "redis",
+                    [
+                        "redis-server",
+                        "--port",
+                        str(redis_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--dir",
+                        str(redis_dir),
+                        "--appendonly",
+                        "yes",
+                        "--save",
+                        "",
+                        "--protected-mode",
+                        "yes",
+                    ],
+                ),
+                env,
+                data_dir,
+            )
+            env["VEIL_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            wait_redis(env["VEIL_REDIS_URL"], children)
+
+        print("[veil] applying database migrations", flush=True)
+        subprocess.run(  # noqa: S603  # our own interpreter and module
+            [sys.executable, "-m", "shared.migrate", _database_url(env, data_dir)],
+            check=True,
+            env=env,
+            cwd=ROOT,
+        )
+
+        uvicorn = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "--host",
+            host,
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+        services = [
+            ("gateway", "gateway.app:create_app", ports["gateway"]),
+            ("dataplane", "gateway.dataplane.app:create_app", ports["dataplane"]),
+            ("executor", "executor.app:create_app", ports["executor"]),
+            ("analytics", "analytics.app:create_app", ports["analytics"]),
+        ]
+        for name, factory, port in services:
+            children.start(Child(name, [*uvicorn, factory, "--port", str(port)]), env, data_dir)
+        children.start(Child("worker", [sys.executable, "-m", "executor.worker"]), env, data_dir)
+        for name, _factory, port in services:
+            wait_http(f"http://127.0.0.1:{port}/healthz", name, children)
+
+        print(
+            "\n[veil] Veil is running\n"
+            f"  gateway API + UI  http://localhost:{ports['gateway']}/   (docs: /docs)\n"
+            f"  data plane        http://localhost:{ports['dataplane']}/<api-slug>/<path>\n"
+            f"  executor          http://localhost:{ports['executor']}/docs  (internal)\n"
+            f"  analytics         http://localhost:{ports['analytics']}/docs  (internal)\n"
+            f"  data              {data_dir}\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while not stopping:
+            dead = children.first_exited()
+            if dead is not None:
+                print(
+                    f"[veil] {dead.name} exited with code {dead.returncode}; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            time.sleep(0.3)
+        return 0
+    except RuntimeError as exc:
+        print(f"[veil] {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        print("[veil] stopping", flush=True)
+        children.stop_all()
+
+
+def _database_url(env: dict[str, str], data_dir: Path) -> str:
+    return env.get("VEIL_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'veil.db'}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The execution event: one per proxied call, written by the data plane, read by analytics.
+
+Carried as a flat Redis stream entry (all values are strings) so that any
+consumer can read it without this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+EXECUTIONS_STREAM = "veil:executions"
+ROUTES_CHANNEL = "veil:routes"
+
+
+@dataclass(frozen=True)
+class ExecutionEvent:
+    event_id: str
+    request_id: str
+    api_id: str
+    deployment_id: str | None
+    caller_id: str | None
+    method: str
+    path: str
+    status_code: int
+    latency_ms: float  # total time in the data plane, first byte in to last byte out
+    upstream_ms: float | None  # time waiting for the container's response headers
+    bytes_in: int
+    bytes_out: int
+    started_at: datetime
+
+    def to_fields(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in asdict(self).items():
+            if value is None:
+                continue
+            out[key] = value.isoformat() if isinstance(value, datetime) else str(value)
+        return out
+
+    @classmethod
+    def from_fields(cls, raw: dict[bytes, bytes] | dict[str, str]) -> ExecutionEvent:
+        data = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
+        required = {
+            "event_id",
+            "request_id",
+            "api_id",
+            "method",
+            "path",
+            "status_code",
+            "started_at",
+        }
+        missing = required - set(data)
+        if missing:
+            raise ValueError(f"execution event lacks {sorted(missing)}")
+        upstream = data.get("upstream_ms")
+        return cls(
+            event_id=data["event_id"],
+            request_id=data["request_id"],
+            api_id=data["api_id"],
+            deployment_id=data.get("deployment_id"),
+            caller_id=data.get("caller_id"),
+            method=data["method"],
+            path=data["path"],
+            status_code=int(data["status_code"]),
+            latency_ms=float(data.get("latency_ms", 0)),
+            upstream_ms=float(upstream) if upstream is not None else None,
+            bytes_in=int(data.get("bytes_in", 0)),
+            bytes_out=int(data.get("bytes_out", 0)),
+            started_at=datetime.fromisoformat(data["started_at"]),
+        )

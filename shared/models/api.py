@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, IdMixin, TimestampMixin
+
+
+class Api(IdMixin, TimestampMixin, Base):
+    __tablename__ = "apis"
+
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    visibility: Mapped[str] = mapped_column(String(10), default="private")  # public | private
+    # The deployment the data plane routes to; switched in one UPDATE so that
+    # a redeploy moves traffic atomically.
+    active_deployment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class ApiVersion(IdMixin, TimestampMixin, Base):
+    """One immutable upload. The bytes live in the blob store under `sha256`."""
+
+    __tablename__ = "api_versions"
+    __table_args__ = (UniqueConstraint("api_id", "number"),)
+
+    api_id: Mapped[str] = mapped_column(ForeignKey("apis.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(String(255))
+    archive_kind: Mapped[str] = mapped_column(String(10))  # zip | tar | file
+    runtime: Mapped[str] = mapped_column(String(20))
+    contract: Mapped[str] = mapped_column(String(20))  # server | handler
+    entry: Mapped[str] = mapped_column(String(255))
+    file_count: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[str] = mapped_column(String(36))

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
+
+# queued → building → starting → running; or failed (with `error`), or
+# stopped (by its owner/admin), or superseded (a newer deployment took over).
+DEPLOYMENT_STATUSES = (
+    "queued",
+    "building",
+    "starting",
+    "running",
+    "failed",
+    "stopped",
+    "superseded",
+)
+ACTIVE_STATUSES = ("queued", "building", "starting")
+
+
+class Deployment(IdMixin, TimestampMixin, Base):
+    __tablename__ = "deployments"
+
+    api_id: Mapped[str] = mapped_column(ForeignKey("apis.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("api_versions.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    image_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    container_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    container_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    endpoint: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(36))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,79 @@
+"""Settings shared by every Veil service, read from the environment (prefix VEIL_).
+
+Each service has its own class deriving from `CommonSettings`; instances are
+created at startup and handed to the app factory, never read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VEIL_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty → SQLite file under data_dir
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Secrets have no defaults on purpose: `make run` generates them once into
+    # data/secrets.env so that a forgotten setting never means a known key.
+    jwt_secret: SecretStr
+    service_token: SecretStr
+    executor_url: str = "http://127.0.0.1:8081"
+    analytics_url: str = "http://127.0.0.1:8082"
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'veil.db').resolve()}"
+
+
+class GatewaySettings(CommonSettings):
+    access_token_ttl_seconds: int = 15 * 60
+    bcrypt_rounds: int = 12
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_archive_files: int = 2000
+    max_archive_bytes: int = 200 * 1024 * 1024
+    build_queue: str = "veil-builds"
+    public_gateway_url: str = "http://localhost:8000"
+
+
+class DataPlaneSettings(CommonSettings):
+    upstream_timeout_seconds: float = 30.0
+    route_cache_ttl_seconds: float = 5.0
+    events_stream: str = "veil:executions"
+    events_stream_maxlen: int = 1_000_000
+
+
+class ExecutorSettings(CommonSettings):
+    build_queue: str = "veil-builds"
+    python_base_image: str = "veil/python-base:bookworm"
+    build_ca_bundle: Path | None = Path("/etc/ssl/certs/ca-certificates.crt")
+    function_network: str = "veil-functions"
+    # Label put on every container and image Veil creates; tests set their own
+    # value so that they can find and remove exactly what they started.
+    instance_label: str = "default"
+    container_port: int = 8080
+    memory_limit_mb: int = 256
+    cpu_limit: float = 0.5
+    pids_limit: int = 128
+    nofile_limit: int = 1024
+    tmpfs_size_mb: int = 64
+    start_timeout_seconds: float = 30.0
+    build_timeout_seconds: float = 600.0
+    build_memory_limit_mb: int = 1024
+    drain_seconds: float = 2.0
+    log_tail_lines: int = 50
+
+
+class AnalyticsSettings(CommonSettings):
+    events_stream: str = "veil:executions"
+    consumer_group: str = "analytics"
+    consumer_name: str = Field(default="analytics-1")
+    batch_size: int = 500
