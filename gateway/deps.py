@@ -24,7 +24,7 @@ State = Annotated[GatewayState, Depends(get_state)]
 
 
 async def get_session(state: State) -> AsyncIterator[AsyncSession]:
-    async for session in session_scope(state.sessions):
+    async with session_scope(state.sessions) as session:
         yield session
 
 
