@@ -11,6 +11,7 @@ from gateway.build_queue import TEARDOWN_JOB
 from gateway.deps import Developer, Session, State
 from gateway.uploads.receiver import receive_upload
 from gateway.uploads.service import create_version
+from shared.models import ApiVersion
 
 router = APIRouter(prefix="/api/v1/apis", tags=["apis"])
 
@@ -95,7 +96,17 @@ async def list_versions(api_id: str, user: Developer, session: Session) -> Versi
     return VersionList(items=[_version_out(v) for v in versions])
 
 
-def _version_out(version: object) -> VersionOut:
-    data = dict(vars(version))
-    data["version"] = data.pop("number")
-    return VersionOut.model_validate(data)
+def _version_out(version: ApiVersion) -> VersionOut:
+    return VersionOut(
+        id=version.id,
+        version=version.number,
+        sha256=version.sha256,
+        size_bytes=version.size_bytes,
+        filename=version.filename,
+        archive_kind=version.archive_kind,
+        runtime=version.runtime,
+        contract=version.contract,
+        entry=version.entry,
+        file_count=version.file_count,
+        created_at=version.created_at,
+    )

@@ -26,8 +26,6 @@ class ApiUpdate(BaseModel):
 
 
 class ApiOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: str
     slug: str
     name: str

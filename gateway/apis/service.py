@@ -13,7 +13,18 @@ from shared.models import Api, User
 
 def to_out(api: Api, public_gateway_url: str) -> ApiOut:
     url = f"{public_gateway_url.rstrip('/')}/{api.slug}/"
-    return ApiOut.model_validate({**api.__dict__, "url": url})
+    return ApiOut(
+        id=api.id,
+        slug=api.slug,
+        name=api.name,
+        description=api.description,
+        visibility=api.visibility,
+        owner_id=api.owner_id,
+        active_deployment_id=api.active_deployment_id,
+        url=url,
+        created_at=api.created_at,
+        updated_at=api.updated_at,
+    )
 
 
 async def get_owned_or_404(session: AsyncSession, api_id: str, user: User) -> Api:

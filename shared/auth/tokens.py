@@ -37,7 +37,7 @@ def issue_access_token(user_id: str, role: str, secret: str, ttl_seconds: int) -
 
 
 def decode_access_token(token: str, secret: str) -> AccessClaims:
-    """Verify signature, algorithm (HS256 only: `alg: none` is refused), issuer, audience, expiry."""
+    """Check signature, algorithm (HS256 only: `alg: none` is refused), issuer, audience, expiry."""
     try:
         payload = jwt.decode(
             token,

@@ -33,7 +33,7 @@ ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, content in files.items():
             archive.writestr(name, content)
     return buffer.getvalue()
@@ -92,7 +92,8 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     assert set(body) == {"error"}, body
     error: dict[str, Any] = body["error"]
     assert error["message"]
-    assert error["request_id"] and error["request_id"] == response.headers["x-request-id"]
+    assert error["request_id"]
+    assert error["request_id"] == response.headers["x-request-id"]
     if code is not None:
         assert error["code"] == code, error
     return error
