@@ -1,0 +1,221 @@
+"""The data plane against a real upstream HTTP server on loopback and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+from sqlalchemy import update
+
+from gateway.dataplane.app import DataPlane
+from shared.auth.tokens import issue_access_token
+from shared.db import create_engine, create_sessionmaker
+from shared.events import ExecutionEvent
+from shared.models import Api, ApiVersion, Deployment, User
+from shared.settings import DataPlaneSettings
+from tests.integration.conftest import assert_error
+from tests.services import free_port
+
+
+async def _echo(request: web.Request) -> web.Response:
+    if request.path == "/slow":
+        await asyncio.sleep(5)
+    body = await request.read()
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "raw_path": request.raw_path,
+            "query": request.query_string,
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": body.decode(),
+        },
+        status=201 if request.method == "POST" else 200,
+        headers={"X-Upstream": "yes"},
+    )
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", _echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def world(make_settings: Any, upstream: str, redis: Redis) -> AsyncIterator[dict[str, Any]]:
+    """Two users, one running API pointing at the upstream, one API that is not running."""
+    settings: DataPlaneSettings = make_settings(DataPlaneSettings, upstream_timeout_seconds=1.0)
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:
+        owner = User(id="u-owner", email="o@example.com", password_hash="x", role="developer")
+        other = User(id="u-other", email="x@example.com", password_hash="x", role="developer")
+        api = Api(id="api-1", owner_id=owner.id, name="Echo", slug="echo")
+        idle = Api(id="api-2", owner_id=owner.id, name="Idle", slug="idle")
+        version = ApiVersion(
+            id="v-1",
+            api_id=api.id,
+            number=1,
+            sha256="0" * 64,
+            size_bytes=1,
+            filename="main.py",
+            archive_kind="file",
+            runtime="python",
+            contract="server",
+            entry="main.py",
+            file_count=1,
+            uploaded_by=owner.id,
+        )
+        deployment = Deployment(
+            id="d-1",
+            api_id=api.id,
+            version_id=version.id,
+            status="running",
+            endpoint=upstream,
+            requested_by=owner.id,
+        )
+        # No ORM relationships: flush parents before children.
+        for rows in ([owner, other], [api, idle], [version], [deployment]):
+            session.add_all(rows)
+            await session.flush()
+        api.active_deployment_id = deployment.id
+        await session.commit()
+    secret = settings.jwt_secret.get_secret_value()
+    plane = DataPlane(settings)
+    await plane.startup()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=plane), base_url="http://dp")
+    yield {
+        "client": client,
+        "plane": plane,
+        "owner": {
+            "Authorization": f"Bearer {issue_access_token('u-owner', 'developer', secret, 60)}"
+        },
+        "other": {
+            "Authorization": f"Bearer {issue_access_token('u-other', 'developer', secret, 60)}"
+        },
+        "sessions": sessions,
+        "redis": redis,
+        "settings": settings,
+    }
+    await client.aclose()
+    await plane.shutdown()
+    await engine.dispose()
+
+
+async def _events(redis: Redis, stream: str) -> list[ExecutionEvent]:
+    entries = await redis.xrange(stream)
+    return [ExecutionEvent.from_fields(fields) for _, fields in entries]
+
+
+async def test_forwards_method_path_query_body_and_strips_credentials(
+    world: dict[str, Any],
+) -> None:
+    client: httpx.AsyncClient = world["client"]
+    response = await client.post(
+        "/echo/items/a%2Fb?x=1&y=two",
+        content=b'{"n": 1}',
+        headers={
+            **world["owner"],
+            "Content-Type": "application/json",
+            "X-Api-Key": "veil_live_x",
+            "X-Custom": "kept",
+            "X-Request-Id": "caller-chosen-id-123",
+        },
+    )
+    assert response.status_code == 201, response.text
+    seen = response.json()
+    assert seen["method"] == "POST"
+    assert seen["raw_path"] == "/items/a%2Fb?x=1&y=two"
+    assert seen["query"] == "x=1&y=two"
+    assert seen["body"] == '{"n": 1}'
+    assert seen["headers"]["x-custom"] == "kept"
+    assert "authorization" not in seen["headers"]
+    assert "x-api-key" not in seen["headers"]
+    assert seen["headers"]["x-request-id"] == "caller-chosen-id-123"
+    assert response.headers["x-request-id"] == "caller-chosen-id-123"
+    assert response.headers["x-upstream"] == "yes"
+
+    events = await _events(world["redis"], world["settings"].events_stream)
+    assert len(events) == 1
+    event = events[0]
+    assert (event.api_id, event.deployment_id, event.caller_id) == ("api-1", "d-1", "u-owner")
+    assert (event.method, event.status_code, event.request_id) == (
+        "POST",
+        201,
+        "caller-chosen-id-123",
+    )
+    assert event.bytes_in == 8
+    assert event.bytes_out == len(response.content)
+    assert event.upstream_ms is not None
+    assert event.latency_ms >= event.upstream_ms
+
+
+async def test_answers_in_the_error_shape(world: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = world["client"]
+    assert_error(await client.get("/nope/x", headers=world["owner"]), 404, "api_not_found")
+    assert_error(await client.get("/echo/x"), 401, "unauthorized")
+    bad = {"Authorization": "Bearer not.a.token"}
+    assert_error(await client.get("/echo/x", headers=bad), 401, "invalid_token")
+    assert_error(await client.get("/echo/x", headers=world["other"]), 403, "no_access")
+    idle = await client.get("/idle/x", headers=world["owner"])
+    assert_error(idle, 503, "api_not_running")
+    assert idle.headers["retry-after"] == "5"
+    timeout = await client.get("/echo/slow", headers=world["owner"])
+    assert_error(timeout, 504, "upstream_timeout")
+
+    statuses = sorted(
+        e.status_code for e in await _events(world["redis"], world["settings"].events_stream)
+    )
+    assert statuses == [401, 401, 403, 503, 504]  # unknown slugs belong to no API
+
+
+async def test_dead_container_is_a_quick_502_and_route_changes_apply(world: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = world["client"]
+    assert (await client.get("/echo/", headers=world["owner"])).status_code == 200
+    async with world["sessions"]() as session:
+        await session.execute(
+            update(Deployment)
+            .where(Deployment.id == "d-1")
+            .values(endpoint=f"http://127.0.0.1:{free_port()}")
+        )
+        await session.commit()
+    # Cached until invalidated: the executor publishes on the routes channel.
+    await world["redis"].publish("veil:routes", "echo")
+    for _ in range(50):
+        response = await client.get("/echo/", headers=world["owner"])
+        if response.status_code != 200:
+            break
+        await asyncio.sleep(0.02)
+    assert_error(response, 502, "upstream_unreachable")
+
+
+async def test_events_spool_while_redis_is_down(world: dict[str, Any]) -> None:
+    plane: DataPlane = world["plane"]
+    client: httpx.AsyncClient = world["client"]
+    real = plane.events._redis
+    plane.events._redis = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        assert (await client.get("/echo/a", headers=world["owner"])).status_code == 200
+        assert plane.events.spooled == 1
+    finally:
+        await plane.events._redis.aclose()
+        plane.events._redis = real
+    for _ in range(40):  # the flusher retries every second
+        if plane.events.spooled == 0:
+            break
+        await asyncio.sleep(0.1)
+    events = await _events(world["redis"], world["settings"].events_stream)
+    assert [json.dumps(e.path) for e in events] == [json.dumps("/echo/a")]
