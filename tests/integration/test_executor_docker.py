@@ -1,0 +1,195 @@
+"""The executor on a real Docker Engine: build, hardened run, readiness, failure reasons."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import docker
+import httpx
+import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from executor.deploy import Deployer
+from executor.docker_adapter import DockerAdapter
+from shared.db import create_engine, create_sessionmaker
+from shared.settings import ExecutorSettings, GatewaySettings
+from tests.integration.conftest import SAMPLE_APP, create_api, signup, upload, zip_bytes
+
+pytestmark = pytest.mark.docker
+
+CRASHING_APP = b"import sys\nprint('boom: missing config', flush=True)\nsys.exit(3)\n"
+
+
+@pytest.fixture
+def instance_label() -> str:
+    return f"test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def docker_client(instance_label: str) -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    # Every container and image this test made carries its label: remove them all.
+    label = f"veil.instance={instance_label}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for image in client.images.list(filters={"label": label}):
+        client.images.remove(image.id, force=True)
+    client.close()
+
+
+@pytest.fixture
+async def deployer(
+    make_settings: Any,
+    gateway_settings: GatewaySettings,
+    instance_label: str,
+    docker_client: docker.DockerClient,
+) -> AsyncIterator[Deployer]:
+    settings: ExecutorSettings = make_settings(
+        ExecutorSettings,
+        instance_label=instance_label,
+        data_dir=gateway_settings.data_dir,
+        start_timeout_seconds=15,
+        drain_seconds=0.1,
+    )
+    engine = create_engine(settings.resolved_database_url)
+    adapter = DockerAdapter.from_env()
+    adapter.ensure_network(settings.function_network, {"veil.platform": "veil"})
+    redis = SyncRedis.from_url(settings.redis_url)
+    yield Deployer(settings, create_sessionmaker(engine), adapter, redis)
+    redis.close()
+    adapter.close()
+    await engine.dispose()
+
+
+async def _deploy(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    headers: dict[str, str],
+    api_id: str,
+    content: bytes,
+    filename: str = "app.zip",
+) -> dict[str, Any]:
+    assert (await upload(gateway, headers, api_id, content, filename)).status_code == 201
+    deployment = (await gateway.post(f"/api/v1/apis/{api_id}/deploy", headers=headers)).json()
+    await deployer.run(deployment["deployment_id"])
+    status: dict[str, Any] = (
+        await gateway.get(f"/api/v1/apis/{api_id}/status", headers=headers)
+    ).json()
+    return status
+
+
+async def test_sample_app_runs_hardened_and_answers(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    redis: Redis,
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    status = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    assert status["status"] == "running", status
+    assert status["version"] == 1
+
+    deployment_id = status["deployment_id"]
+    container = docker_client.containers.get(f"veil-{deployment_id}")
+    host = container.attrs["HostConfig"]
+    settings = deployer.settings
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["PidsLimit"] == settings.pids_limit
+    assert host["Memory"] == settings.memory_limit_mb * 1024 * 1024
+    assert host["MemorySwap"] == host["Memory"]
+    assert host["NanoCpus"] == int(settings.cpu_limit * 1e9)
+    assert host["Init"] is True
+    assert host["Privileged"] is False
+    assert "/tmp" in host["Tmpfs"]
+    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]}["nofile"] == settings.nofile_limit
+    assert host["LogConfig"]["Config"]["max-size"] == "1m"
+    assert not any("docker.sock" in b for b in host.get("Binds") or [])
+    assert container.attrs["Config"]["User"] == "10001:10001"
+    labels = container.labels
+    assert labels["veil.api_id"] == api["id"]
+    assert labels["veil.deployment_id"] == deployment_id
+    env = container.attrs["Config"]["Env"]
+    assert not any(e.startswith(("VEIL_", "JWT", "DATABASE")) for e in env)
+
+    # It answers on the endpoint recorded for the data plane.
+    endpoint = await _endpoint(deployer, deployment_id)
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"{endpoint}/hi")
+    assert answer.json() == {"hello": "veil", "path": "/hi"}
+    # The app cannot write to its root filesystem.
+    result = container.exec_run(["python3", "-c", "open('/app/x', 'w')"], user="10001:10001")
+    assert result.exit_code != 0
+
+
+async def _endpoint(deployer: Deployer, deployment_id: str) -> str:
+    from shared.models import Deployment
+
+    async with deployer.sessions() as session:
+        deployment = await session.get(Deployment, deployment_id)
+        assert deployment is not None and deployment.endpoint
+        return deployment.endpoint
+
+
+async def test_crash_at_start_fails_with_reason_and_log_tail(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    instance_label: str,
+    redis: Redis,
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    status = await _deploy(gateway, deployer, alice, api["id"], CRASHING_APP, "main.py")
+    assert status["status"] == "failed"
+    assert "exited with code 3" in status["error"]
+    assert "boom: missing config" in status["log_tail"]
+    # The failed container is gone; the API has no route.
+    containers = docker_client.containers.list(
+        all=True, filters={"label": [f"veil.instance={instance_label}", "veil.deployment_id"]}
+    )
+    assert containers == []
+    assert status["active_deployment_id"] is None
+
+
+async def test_build_error_fails_with_the_build_log(
+    gateway: httpx.AsyncClient, deployer: Deployer, redis: Redis
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    archive = zip_bytes(
+        {
+            "main.py": SAMPLE_APP,
+            "requirements.txt": b"this-package-does-not-exist-veil-test==0.0.1\n",
+        }
+    )
+    status = await _deploy(gateway, deployer, alice, api["id"], archive)
+    assert status["status"] == "failed"
+    assert status["error"].startswith("build failed")
+    assert "this-package-does-not-exist-veil-test" in status["log_tail"]
+
+
+async def test_redeploy_switches_route_and_removes_the_old_container(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    redis: Redis,
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    first = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    second = await _deploy(
+        gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP + b"\n# v2\n"})
+    )
+    assert second["status"] == "running"
+    assert second["version"] == 2
+    assert second["active_deployment_id"] == second["deployment_id"]
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(f"veil-{first['deployment_id']}")
+    assert docker_client.containers.get(f"veil-{second['deployment_id']}").status == "running"
