@@ -106,7 +106,7 @@ def test_upload_deploy_call_and_see_it_counted(platform: dict[str, Any]) -> None
         started = time.monotonic()
         deploy = api.post(f"/api/v1/apis/{api_id}/deploy", headers=auth)
         assert deploy.status_code == 202, deploy.text
-        seen = []
+        seen: list[str] = []
         while time.monotonic() - started < 120:
             status = api.get(f"/api/v1/apis/{api_id}/status", headers=auth).json()
             if not seen or seen[-1] != status["status"]:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import httpx
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from rq import Queue
-from redis import Redis as SyncRedis
 
 from shared.settings import GatewaySettings
 from tests.integration.conftest import (
@@ -55,7 +55,7 @@ async def test_second_api_with_same_name_gets_a_new_slug(gateway: httpx.AsyncCli
     first = await create_api(gateway, alice, name="Echo")
     second = await create_api(gateway, alice, name="Echo")
     assert first["slug"] == "echo"
-    assert second["slug"].startswith("echo-") and second["slug"] != "echo"
+    assert second["slug"].startswith("echo-")
     taken = await gateway.post("/api/v1/apis", json={"name": "x", "slug": "echo"}, headers=alice)
     assert_error(taken, 409, "slug_taken")
     bad = await gateway.post("/api/v1/apis", json={"name": "x", "slug": "-Bad"}, headers=alice)

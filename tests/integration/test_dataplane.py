@@ -116,7 +116,7 @@ async def world(make_settings: Any, upstream: str, redis: Redis) -> AsyncIterato
 
 
 async def _events(redis: Redis, stream: str) -> list[ExecutionEvent]:
-    entries = await redis.xrange(stream)
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(stream)  # type: ignore[assignment]
     return [ExecutionEvent.from_fields(fields) for _, fields in entries]
 
 

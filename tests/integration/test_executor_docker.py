@@ -133,7 +133,8 @@ async def _endpoint(deployer: Deployer, deployment_id: str) -> str:
 
     async with deployer.sessions() as session:
         deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None and deployment.endpoint
+        assert deployment is not None
+        assert deployment.endpoint
         return deployment.endpoint
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -142,7 +143,7 @@ async def test_oversized_chunked_upload_is_cut_off_while_streaming(
     ).encode()
     produced = 0
 
-    async def body():  # type: ignore[no-untyped-def]
+    async def body() -> AsyncIterator[bytes]:
         nonlocal produced
         yield head
         for _ in range(64):
