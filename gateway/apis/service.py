@@ -11,8 +11,13 @@ from shared.errors import Conflict, NotFound, Unprocessable
 from shared.models import Api, User
 
 
+def public_url(api: Api, public_gateway_url: str) -> str:
+    """Where callers reach the API on the data plane."""
+    return f"{public_gateway_url.rstrip('/')}/{api.slug}/"
+
+
 def to_out(api: Api, public_gateway_url: str) -> ApiOut:
-    url = f"{public_gateway_url.rstrip('/')}/{api.slug}/"
+    url = public_url(api, public_gateway_url)
     return ApiOut(
         id=api.id,
         slug=api.slug,

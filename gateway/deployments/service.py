@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.apis import repository as apis_repository
+from gateway.apis.service import public_url
 from gateway.build_queue import DEPLOY_JOB, BuildQueue
 from gateway.deployments import repository
 from gateway.deployments.schemas import DeployOut, StatusOut
@@ -45,7 +46,7 @@ async def deploy(
 
 
 async def status(session: AsyncSession, api: Api, public_gateway_url: str) -> StatusOut:
-    url = f"{public_gateway_url.rstrip('/')}/{api.slug}/"
+    url = public_url(api, public_gateway_url)
     latest = await repository.latest_for_api(session, api.id)
     if latest is None:
         return StatusOut(api_id=api.id, status="not_deployed", url=url)

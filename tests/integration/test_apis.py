@@ -120,3 +120,24 @@ async def test_deploy_records_and_enqueues(
     status = await gateway.get(f"/api/v1/apis/{api['id']}/status", headers=alice)
     assert status.json()["status"] == "queued"
     assert status.json()["deployment_id"] == body["deployment_id"]
+
+
+async def test_delete_removes_the_api_and_queues_container_teardown(
+    gateway: httpx.AsyncClient, gateway_settings: GatewaySettings, redis: Redis
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    await upload(gateway, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    response = await gateway.delete(f"/api/v1/apis/{api['id']}", headers=alice)
+    assert response.status_code == 204
+    assert_error(await gateway.get(f"/api/v1/apis/{api['id']}", headers=alice), 404)
+    assert (await gateway.get("/api/v1/apis", headers=alice)).json()["items"] == []
+    connection = SyncRedis.from_url(gateway_settings.redis_url)
+    jobs = Queue(gateway_settings.build_queue, connection=connection).get_jobs()
+    assert [(j.func_name, j.args) for j in jobs] == [("executor.jobs.teardown_api", (api["id"],))]
+    connection.close()
+    # The slug is free again.
+    again = await gateway.post(
+        "/api/v1/apis", json={"name": "x", "slug": api["slug"]}, headers=alice
+    )
+    assert again.status_code == 201
