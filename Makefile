@@ -26,4 +26,4 @@ test:
 	$(UV) run pytest
 
 bench-deploy: setup
-	$(UV) run python bench/deploy.py
+	$(UV) run python -m bench.deploy
