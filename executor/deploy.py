@@ -18,13 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redis import Redis
-from shared.archive import ArchiveLimits
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor import repository
 from executor.build_context import prepare_context
 from executor.docker_adapter import PLATFORM_LABEL, ContainerSpec, DockerAdapter
 from executor.readiness import wait_until_ready
+from shared.archive import ArchiveLimits
 from shared.blobs import BlobStore
 from shared.errors import VeilError
 from shared.events import ROUTES_CHANNEL

@@ -7,13 +7,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from runtimes.detect import Detection, detect_runtime
-from shared.archive import ArchiveLimits, UploadManifest, extract_upload
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.apis import repository
 from gateway.uploads.receiver import ReceivedUpload
+from runtimes.detect import Detection, detect_runtime
+from shared.archive import ArchiveLimits, UploadManifest, extract_upload
 from shared.blobs import BlobStore
 from shared.errors import Conflict, InvalidUpload
 from shared.models import Api, ApiVersion, User
