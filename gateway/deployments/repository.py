@@ -20,6 +20,18 @@ async def latest_for_api(
     return None if row is None else (row[0], row[1])
 
 
+async def find_by_idempotency_key(
+    session: AsyncSession, api_id: str, key: str
+) -> tuple[Deployment, ApiVersion] | None:
+    result = await session.execute(
+        select(Deployment, ApiVersion)
+        .join(ApiVersion, ApiVersion.id == Deployment.version_id)
+        .where(Deployment.api_id == api_id, Deployment.idempotency_key == key)
+    )
+    row = result.first()
+    return None if row is None else (row[0], row[1])
+
+
 async def get_with_version(
     session: AsyncSession, deployment_id: str
 ) -> tuple[Deployment, ApiVersion] | None:

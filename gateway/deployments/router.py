@@ -1,27 +1,57 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 
 from gateway.apis.service import get_owned_or_404
 from gateway.build_queue import STOP_JOB
 from gateway.deployments import service
-from gateway.deployments.schemas import DeployIn, DeployOut, StatusOut
+from gateway.deployments.schemas import DeployIn, DeployOut, RollbackIn, StatusOut
 from gateway.deps import Developer, Session, State
 from gateway.internal_client import call_service
 
 router = APIRouter(prefix="/api/v1/apis", tags=["deployments"])
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Retrying with the same key returns the first deployment instead of a new one.",
+    ),
+]
+
+
 @router.post("/{api_id}/deploy", status_code=status.HTTP_202_ACCEPTED)
 async def deploy(
-    api_id: str, user: Developer, session: Session, state: State, body: DeployIn | None = None
+    api_id: str,
+    user: Developer,
+    session: Session,
+    state: State,
+    body: DeployIn | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> DeployOut:
+    """Build and start the latest version (or `version`); traffic moves once it answers."""
     api = await get_owned_or_404(session, api_id, user)
-    return await service.deploy(
-        session, state.builds, api, user, body.version if body is not None else None
-    )
+    version = body.version if body is not None else None
+    return await service.deploy(session, state.builds, api, user, version, idempotency_key)
+
+
+@router.post("/{api_id}/rollback", status_code=status.HTTP_202_ACCEPTED)
+async def rollback(
+    api_id: str,
+    body: RollbackIn,
+    user: Developer,
+    session: Session,
+    state: State,
+    idempotency_key: IdempotencyKey = None,
+) -> DeployOut:
+    """Deploy an earlier version again (any version this API has)."""
+    api = await get_owned_or_404(session, api_id, user)
+    return await service.deploy(session, state.builds, api, user, body.version, idempotency_key)
 
 
 @router.get("/{api_id}/status")

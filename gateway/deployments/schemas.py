@@ -15,6 +15,13 @@ class DeployOut(BaseModel):
     deployment_id: str
     status: str
     version: int
+    replayed: bool = False  # true when an Idempotency-Key matched an earlier request
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
 
 
 class StatusOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.apis import repository as apis_repository
@@ -10,13 +11,22 @@ from gateway.build_queue import DEPLOY_JOB, BuildQueue
 from gateway.deployments import repository
 from gateway.deployments.schemas import DeployOut, StatusOut
 from shared.errors import Conflict, NotFound, VeilError
-from shared.models import Api, Deployment, User
+from shared.models import Api, ApiVersion, Deployment, User
 from shared.models.base import utcnow
 
 
 async def deploy(
-    session: AsyncSession, builds: BuildQueue, api: Api, user: User, version_number: int | None
+    session: AsyncSession,
+    builds: BuildQueue,
+    api: Api,
+    user: User,
+    version_number: int | None,
+    idempotency_key: str | None = None,
 ) -> DeployOut:
+    if idempotency_key is not None:
+        earlier = await repository.find_by_idempotency_key(session, api.id, idempotency_key)
+        if earlier is not None:
+            return _replayed(earlier, version_number)
     if version_number is None:
         version_number = await apis_repository.latest_version_number(session, api.id)
         if version_number == 0:
@@ -28,12 +38,24 @@ async def deploy(
     if version is None:
         raise NotFound(f"This API has no version {version_number}.", code="version_not_found")
     deployment = Deployment(
-        api_id=api.id, version_id=version.id, status="queued", requested_by=user.id
+        api_id=api.id,
+        version_id=version.id,
+        status="queued",
+        requested_by=user.id,
+        idempotency_key=idempotency_key,
     )
     session.add(deployment)
     # Committed before enqueueing: a worker may pick the job up at once and must
     # find the row.
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:  # the same key raced in from a concurrent retry
+        await session.rollback()
+        assert idempotency_key is not None
+        earlier = await repository.find_by_idempotency_key(session, api.id, idempotency_key)
+        if earlier is None:
+            raise
+        return _replayed(earlier, version_number)
     try:
         await builds.enqueue(DEPLOY_JOB, deployment.id, job_id=f"deploy-{deployment.id}")
     except VeilError as exc:
@@ -43,6 +65,19 @@ async def deploy(
         await session.commit()
         raise
     return DeployOut(deployment_id=deployment.id, status=deployment.status, version=version.number)
+
+
+def _replayed(earlier: tuple[Deployment, ApiVersion], version_number: int | None) -> DeployOut:
+    """A retried request: answer with the deployment the first request created."""
+    deployment, version = earlier
+    if version_number is not None and version_number != version.number:
+        raise Conflict(
+            "This Idempotency-Key was already used for a deploy of another version.",
+            code="idempotency_key_reused",
+        )
+    return DeployOut(
+        deployment_id=deployment.id, status=deployment.status, version=version.number, replayed=True
+    )
 
 
 async def status(session: AsyncSession, api: Api, public_gateway_url: str) -> StatusOut:

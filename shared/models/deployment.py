@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
@@ -23,6 +23,8 @@ ACTIVE_STATUSES = ("queued", "building", "starting")
 
 class Deployment(IdMixin, TimestampMixin, Base):
     __tablename__ = "deployments"
+    # A retried deploy request with the same Idempotency-Key finds its first deployment.
+    __table_args__ = (UniqueConstraint("api_id", "idempotency_key"),)
 
     api_id: Mapped[str] = mapped_column(ForeignKey("apis.id", ondelete="CASCADE"), index=True)
     version_id: Mapped[str] = mapped_column(ForeignKey("api_versions.id", ondelete="CASCADE"))
@@ -34,6 +36,7 @@ class Deployment(IdMixin, TimestampMixin, Base):
     container_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     endpoint: Mapped[str | None] = mapped_column(String(200), nullable=True)
     requested_by: Mapped[str] = mapped_column(String(36))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -141,3 +141,41 @@ async def test_delete_removes_the_api_and_queues_container_teardown(
         "/api/v1/apis", json={"name": "x", "slug": api["slug"]}, headers=alice
     )
     assert again.status_code == 201
+
+
+async def test_idempotent_deploy_and_rollback(
+    gateway: httpx.AsyncClient, gateway_settings: GatewaySettings, redis: Redis
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    for marker in (b"# v1", b"# v2"):
+        archive = zip_bytes({"main.py": SAMPLE_APP + marker})
+        assert (await upload(gateway, alice, api["id"], archive)).status_code == 201
+    url = f"/api/v1/apis/{api['id']}/deploy"
+    key = {**alice, "Idempotency-Key": "deploy-42"}
+    first = await gateway.post(url, headers=key)
+    again = await gateway.post(url, headers=key)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["deployment_id"] == first.json()["deployment_id"]
+    assert (first.json()["replayed"], again.json()["replayed"]) == (False, True)
+    other_version = await gateway.post(url, json={"version": 1}, headers=key)
+    assert_error(other_version, 409, "idempotency_key_reused")
+
+    rollback = await gateway.post(
+        f"/api/v1/apis/{api['id']}/rollback", json={"version": 1}, headers=alice
+    )
+    assert rollback.status_code == 202
+    assert rollback.json()["version"] == 1
+    missing = await gateway.post(
+        f"/api/v1/apis/{api['id']}/rollback", json={"version": 9}, headers=alice
+    )
+    assert_error(missing, 404, "version_not_found")
+
+    connection = SyncRedis.from_url(gateway_settings.redis_url)
+    jobs = Queue(gateway_settings.build_queue, connection=connection).get_jobs()
+    connection.close()
+    # One job per distinct request, none for the replay.
+    assert [j.args for j in jobs] == [
+        (first.json()["deployment_id"],),
+        (rollback.json()["deployment_id"],),
+    ]
