@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor import repository
 from executor.build_context import prepare_context
+from executor.build_feed import BuildFeed
 from executor.docker_adapter import PLATFORM_LABEL, ContainerSpec, DockerAdapter
 from executor.readiness import wait_until_ready
 from shared.archive import ArchiveLimits
@@ -93,6 +94,7 @@ class Deployer:
                     "deployment %s is %s already; nothing to do", deployment_id, deployment.status
                 )
                 return
+            self.feed = BuildFeed(self.redis, deployment_id)
             try:
                 await self._deploy(session, deployment, version, api)
             except DeployFailed as exc:
@@ -102,6 +104,8 @@ class Deployer:
             except Exception as exc:
                 log.exception("deployment %s crashed", deployment_id)
                 await self._fail(session, deployment_id, f"internal error: {exc}", "")
+            else:
+                self.feed.end("running")
 
     async def _deploy(
         self, session: AsyncSession, deployment: Deployment, version: ApiVersion, api: Api
@@ -109,6 +113,7 @@ class Deployer:
         deployment.status = "building"
         deployment.started_at = utcnow()
         await session.commit()
+        self.feed.status("building")
 
         build_log: deque[str] = deque(maxlen=self.settings.log_tail_lines)
         log_path = self.settings.data_dir / "logs" / "builds" / f"{deployment.id}.log"
@@ -118,6 +123,7 @@ class Deployer:
 
             def on_log(line: str) -> None:
                 build_log.append(line)
+                self.feed.line(line)
                 log_file.write(line + "\n")
                 log_file.flush()
 
@@ -125,6 +131,7 @@ class Deployer:
         deployment.image_id = image_id
         deployment.status = "starting"
         await session.commit()
+        self.feed.status("starting")
         log.info("deployment %s built in %.2f s", deployment.id, time.monotonic() - started)
 
         name = container_name(deployment)
@@ -221,6 +228,7 @@ class Deployer:
         await session.rollback()
         await repository.mark_failed(session, deployment_id, reason, log_tail or None)
         await session.commit()
+        self.feed.end("failed", reason)
         log.warning("deployment %s failed: %s", deployment_id, reason)
 
     def _publish_route_change(self, slug: str) -> None:

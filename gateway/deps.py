@@ -28,7 +28,10 @@ async def get_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit (or roll back) before the response goes out, so a
+# client never sees success for a write that did not land, and a streaming
+# response does not hold a database connection while it streams.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def get_claims(request: Request, state: State) -> AccessClaims:

@@ -13,6 +13,11 @@ EXECUTIONS_STREAM = "veil:executions"
 ROUTES_CHANNEL = "veil:routes"
 
 
+def build_feed_stream(deployment_id: str) -> str:
+    """Redis stream with one deployment's build log and status changes."""
+    return f"veil:deployments:{deployment_id}:feed"
+
+
 @dataclass(frozen=True)
 class ExecutionEvent:
     event_id: str

@@ -20,6 +20,19 @@ async def latest_for_api(
     return None if row is None else (row[0], row[1])
 
 
+async def list_for_api(
+    session: AsyncSession, api_id: str, limit: int = 100
+) -> list[tuple[Deployment, ApiVersion]]:
+    result = await session.execute(
+        select(Deployment, ApiVersion)
+        .join(ApiVersion, ApiVersion.id == Deployment.version_id)
+        .where(Deployment.api_id == api_id)
+        .order_by(Deployment.created_at.desc())
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in result.all()]
+
+
 async def find_by_idempotency_key(
     session: AsyncSession, api_id: str, key: str
 ) -> tuple[Deployment, ApiVersion] | None:

@@ -3,13 +3,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import StreamingResponse
 
 from gateway.apis.service import get_owned_or_404
 from gateway.build_queue import STOP_JOB
-from gateway.deployments import service
-from gateway.deployments.schemas import DeployIn, DeployOut, RollbackIn, StatusOut
+from gateway.deployments import feed, repository, service
+from gateway.deployments.schemas import (
+    DeployIn,
+    DeploymentList,
+    DeployOut,
+    RollbackIn,
+    StatusOut,
+)
 from gateway.deps import Developer, Session, State
 from gateway.internal_client import call_service
+from shared.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/apis", tags=["deployments"])
 
@@ -52,6 +60,37 @@ async def rollback(
     """Deploy an earlier version again (any version this API has)."""
     api = await get_owned_or_404(session, api_id, user)
     return await service.deploy(session, state.builds, api, user, body.version, idempotency_key)
+
+
+@router.get("/{api_id}/deployments")
+async def list_deployments(api_id: str, user: Developer, session: Session) -> DeploymentList:
+    """Every deployment of the API, newest first."""
+    api = await get_owned_or_404(session, api_id, user)
+    rows = await repository.list_for_api(session, api.id)
+    return DeploymentList(items=[service.deployment_out(d, v) for d, v in rows])
+
+
+@router.get(
+    "/{api_id}/deployments/{deployment_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def deployment_events(
+    api_id: str, deployment_id: str, user: Developer, session: Session, state: State
+) -> StreamingResponse:
+    """Build log and status as server-sent events, live, from the first line.
+
+    Events: `status` {status}, `log` {line}, and a final `end` {status, error?}.
+    """
+    api = await get_owned_or_404(session, api_id, user)
+    found = await repository.get_with_version(session, deployment_id)
+    if found is None or found[0].api_id != api.id:
+        raise NotFound("No deployment with this id.", code="deployment_not_found")
+    return StreamingResponse(
+        feed.follow(state.redis, found[0]),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/{api_id}/status")

@@ -36,3 +36,18 @@ class StatusOut(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     ready_at: datetime | None = None
+
+
+class DeploymentOut(BaseModel):
+    id: str
+    version: int
+    status: str
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ready_at: datetime | None
+    finished_at: datetime | None
+
+
+class DeploymentList(BaseModel):
+    items: list[DeploymentOut]

@@ -9,7 +9,7 @@ from gateway.apis import repository as apis_repository
 from gateway.apis.service import public_url
 from gateway.build_queue import DEPLOY_JOB, BuildQueue
 from gateway.deployments import repository
-from gateway.deployments.schemas import DeployOut, StatusOut
+from gateway.deployments.schemas import DeploymentOut, DeployOut, StatusOut
 from shared.errors import Conflict, NotFound, VeilError
 from shared.models import Api, ApiVersion, Deployment, User
 from shared.models.base import utcnow
@@ -65,6 +65,19 @@ async def deploy(
         await session.commit()
         raise
     return DeployOut(deployment_id=deployment.id, status=deployment.status, version=version.number)
+
+
+def deployment_out(deployment: Deployment, version: ApiVersion) -> DeploymentOut:
+    return DeploymentOut(
+        id=deployment.id,
+        version=version.number,
+        status=deployment.status,
+        error=deployment.error,
+        created_at=deployment.created_at,
+        started_at=deployment.started_at,
+        ready_at=deployment.ready_at,
+        finished_at=deployment.finished_at,
+    )
 
 
 def _replayed(earlier: tuple[Deployment, ApiVersion], version_number: int | None) -> DeployOut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -42,6 +43,18 @@ def test_upload_deploy_call_and_see_it_counted(platform: Platform) -> None:
         started = time.monotonic()
         deploy = api.post(f"/api/v1/apis/{api_id}/deploy", headers=auth)
         assert deploy.status_code == 202, deploy.text
+        # Watch the build live: connected while the worker builds, ends with the outcome.
+        feed = f"/api/v1/apis/{api_id}/deployments/{deploy.json()['deployment_id']}/events"
+        events: list[tuple[str, dict[str, str]]] = []
+        with api.stream("GET", feed, headers=auth) as stream:
+            kind = ""
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line[6:])))
+        assert any(kind == "log" for kind, _ in events), events
+        assert events[-1] == ("end", {"status": "running"}), events
         seen: list[str] = []
         while time.monotonic() - started < 120:
             status = api.get(f"/api/v1/apis/{api_id}/status", headers=auth).json()

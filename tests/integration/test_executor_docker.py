@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -194,3 +195,45 @@ async def test_redeploy_switches_route_and_removes_the_old_container(
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(f"veil-{first['deployment_id']}")
     assert docker_client.containers.get(f"veil-{second['deployment_id']}").status == "running"
+
+
+async def _sse_events(
+    gateway: httpx.AsyncClient, url: str, headers: dict[str, str]
+) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with gateway.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    return events
+
+
+async def test_build_log_and_status_feed_replays_to_late_watchers(
+    gateway: httpx.AsyncClient, deployer: Deployer, redis: Redis
+) -> None:
+    alice = await signup(gateway)
+    bob = await signup(gateway)
+    api = await create_api(gateway, alice)
+    status = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    url = f"/api/v1/apis/{api['id']}/deployments/{status['deployment_id']}/events"
+    events = await _sse_events(gateway, url, alice)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "status"
+    assert [d["status"] for k, d in events if k == "status"][1:] == ["building", "starting"]
+    assert any("COPY src/ /app/" in d.get("line", "") for k, d in events if k == "log")
+    assert events[-1] == ("end", {"status": "running"})
+
+    history = await gateway.get(f"/api/v1/apis/{api['id']}/deployments", headers=alice)
+    assert [d["status"] for d in history.json()["items"]] == ["running"]
+    assert (await gateway.get(url, headers=bob)).status_code == 404
+    other = f"/api/v1/apis/{api['id']}/deployments/not-a-deployment/events"
+    assert (await gateway.get(other, headers=alice)).status_code == 404
+
+    # Once the live feed has expired, the deployment row still answers.
+    await redis.delete(f"veil:deployments:{status['deployment_id']}:feed")
+    assert (await _sse_events(gateway, url, alice))[-1] == ("end", {"status": "running"})
