@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel
+from redis import Redis
 
 from executor import repository
+from executor.deploy import Deployer
 from executor.docker_adapter import DockerAdapter
+from executor.reconciler import Reconciler, reconcile_forever
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import NotFound
 from shared.http.app import create_service_app
@@ -30,13 +34,24 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
+        sessions = create_sessionmaker(engine)
+        docker = DockerAdapter.from_env()
+        redis = Redis.from_url(settings.redis_url)
         app.state.settings = settings
-        app.state.sessions = create_sessionmaker(engine)
-        app.state.docker = DockerAdapter.from_env()
+        app.state.sessions = sessions
+        app.state.docker = docker
+        reconciler = Reconciler(Deployer(settings, sessions, docker, redis), sessions)
+        task = asyncio.create_task(
+            reconcile_forever(reconciler, settings.reconcile_interval_seconds)
+        )
         try:
             yield
         finally:
-            app.state.docker.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            redis.close()
+            docker.close()
             await engine.dispose()
 
     app = create_service_app("Veil executor", lifespan, description="Internal: containers.")

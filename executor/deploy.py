@@ -134,24 +134,12 @@ class Deployer:
         self.feed.status("starting")
         log.info("deployment %s built in %.2f s", deployment.id, time.monotonic() - started)
 
-        name = container_name(deployment)
-        self.docker.remove_container(name, stop_timeout=1)  # a retried job's leftover
-        container_id = self.docker.run(self._container_spec(deployment, version, api, name))
+        container_id = self.start_container(deployment, version, api)
         deployment.container_id = container_id
-        deployment.container_name = name
+        deployment.container_name = container_name(deployment)
         await session.commit()
 
-        host = self.docker.ip_address(container_id, self.settings.function_network)
-        port = self.settings.container_port
-        not_ready = wait_until_ready(
-            self.docker, container_id, host, port, self.settings.start_timeout_seconds
-        )
-        if not_ready is not None:
-            tail = self.docker.logs(container_id, self.settings.log_tail_lines)
-            self.docker.remove_container(container_id, stop_timeout=1)
-            raise DeployFailed(f"start failed: {not_ready.reason}", tail)
-
-        deployment.endpoint = f"http://{host}:{port}"
+        deployment.endpoint = self.await_ready(container_id)
         deployment.status = "running"
         deployment.ready_at = utcnow()
         previous_id = await repository.switch_route(session, api.id, deployment.id)
@@ -167,6 +155,29 @@ class Deployer:
             # In-flight calls on the old container get a moment to finish.
             await asyncio.sleep(self.settings.drain_seconds)
             self.docker.remove_container(previous.container_id, stop_timeout=5)
+
+    def await_ready(self, container_id: str) -> str:
+        """Wait until the container answers HTTP and return its endpoint.
+
+        A container that exits or never answers is removed, and DeployFailed
+        carries the reason and the tail of its output.
+        """
+        host = self.docker.ip_address(container_id, self.settings.function_network)
+        port = self.settings.container_port
+        not_ready = wait_until_ready(
+            self.docker, container_id, host, port, self.settings.start_timeout_seconds
+        )
+        if not_ready is not None:
+            tail = self.docker.logs(container_id, self.settings.log_tail_lines)
+            self.docker.remove_container(container_id, stop_timeout=1)
+            raise DeployFailed(f"start failed: {not_ready.reason}", tail)
+        return f"http://{host}:{port}"
+
+    def start_container(self, deployment: Deployment, version: ApiVersion, api: Api) -> str:
+        """Run the deployment's image under its deterministic name; return the container id."""
+        name = container_name(deployment)
+        self.docker.remove_container(name, stop_timeout=1)  # a retried job's leftover
+        return self.docker.run(self._container_spec(deployment, version, api, name))
 
     def _build(
         self,

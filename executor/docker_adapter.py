@@ -61,6 +61,14 @@ class ContainerState:
     error: str
 
 
+@dataclass(frozen=True)
+class ManagedContainer:
+    id: str
+    name: str
+    labels: dict[str, str]
+    state: ContainerState
+
+
 @contextmanager
 def _translated(action: str) -> Iterator[None]:
     try:
@@ -227,6 +235,33 @@ class DockerAdapter:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with _translated("list containers"):
             return [c.id for c in self._client.containers.list(all=True, filters=filters)]
+
+    def managed_containers(self, labels: dict[str, str]) -> list[ManagedContainer]:
+        """Every container (running or not) carrying all of `labels`, with its state."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        out = []
+        with _translated("list containers"):
+            for container in self._client.containers.list(all=True, filters=filters):
+                attrs: dict[str, Any] = container.attrs.get("State", {})
+                out.append(
+                    ManagedContainer(
+                        id=str(container.id),
+                        name=str(container.name),
+                        labels=dict(container.labels),
+                        state=ContainerState(
+                            status=str(attrs.get("Status", container.status)),
+                            running=bool(attrs.get("Running")),
+                            exit_code=int(attrs.get("ExitCode", 0)),
+                            oom_killed=bool(attrs.get("OOMKilled")),
+                            error=str(attrs.get("Error", "")),
+                        ),
+                    )
+                )
+        return out
+
+    def start_existing(self, container_id: str) -> None:
+        with _translated("start container"):
+            self._client.containers.get(container_id).start()
 
     def find_images(self, labels: dict[str, str]) -> list[str]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Api, ApiVersion, Deployment
 from shared.models.base import utcnow
+from shared.models.deployment import IN_PROGRESS_STATUSES
 
 
 async def load_deployment(
@@ -60,3 +61,28 @@ async def mark_stopped(session: AsyncSession, deployment_id: str) -> None:
         .where(Deployment.id == deployment_id)
         .values(status="stopped", endpoint=None, finished_at=utcnow())
     )
+
+
+async def deployments_by_ids(session: AsyncSession, ids: list[str]) -> dict[str, Deployment]:
+    if not ids:
+        return {}
+    result = await session.execute(select(Deployment).where(Deployment.id.in_(ids)))
+    return {d.id: d for d in result.scalars()}
+
+
+async def running_active(session: AsyncSession) -> list[tuple[Deployment, ApiVersion, Api]]:
+    """Deployments that are their API's route and should be serving."""
+    result = await session.execute(
+        select(Deployment, ApiVersion, Api)
+        .join(Api, Api.active_deployment_id == Deployment.id)
+        .join(ApiVersion, ApiVersion.id == Deployment.version_id)
+        .where(Deployment.status == "running")
+    )
+    return [(row[0], row[1], row[2]) for row in result.all()]
+
+
+async def in_progress(session: AsyncSession) -> list[Deployment]:
+    result = await session.execute(
+        select(Deployment).where(Deployment.status.in_(IN_PROGRESS_STATUSES))
+    )
+    return list(result.scalars())

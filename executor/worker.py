@@ -1,25 +1,61 @@
-"""The build worker: `python -m executor.worker` consumes the deploy queue with rq."""
+"""The build worker: `python -m executor.worker` consumes the deploy queue with rq.
+
+Before it takes jobs it reconciles once, resuming deploys that an earlier
+worker left half-done (this assumes one build worker per Docker host).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
 from redis import Redis
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
-from executor.deploy import labels_for_platform
+from executor.deploy import Deployer, labels_for_platform
 from executor.docker_adapter import DockerAdapter
+from executor.reconciler import Reconciler
+from shared.db import create_engine, create_sessionmaker
 from shared.errors import VeilError
 from shared.logging import configure_logging
 from shared.settings import ExecutorSettings
 
 log = logging.getLogger("veil.executor.worker")
+DEPLOY_JOB = "executor.jobs.deploy"
+
+
+def requeue_deploy(queue: Queue, deployment_id: str) -> None:
+    job_id = f"deploy-{deployment_id}"
+    try:
+        if Job.fetch(job_id, connection=queue.connection).get_status() == "queued":
+            return  # still waiting its turn: nothing was interrupted
+    except NoSuchJobError:
+        pass
+    log.info("resuming interrupted deployment %s", deployment_id)
+    queue.enqueue(DEPLOY_JOB, deployment_id, job_id=job_id, job_timeout=3600)
+
+
+async def reconcile_at_start(settings: ExecutorSettings, redis: Redis, queue: Queue) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    docker = DockerAdapter.from_env()
+    try:
+        sessions = create_sessionmaker(engine)
+        deployer = Deployer(settings, sessions, docker, redis)
+        reconciler = Reconciler(deployer, sessions, lambda d: requeue_deploy(queue, d))
+        await reconciler.run_once(resume_interrupted=True)
+    finally:
+        docker.close()
+        await engine.dispose()
 
 
 def main() -> int:
     settings = ExecutorSettings()
     configure_logging(settings.log_level, "executor-worker")
+    redis = Redis.from_url(settings.redis_url)
+    queue = Queue(settings.build_queue, connection=redis)
     try:
         docker = DockerAdapter.from_env()
         docker.ensure_network(settings.function_network, labels_for_platform(settings))
@@ -29,11 +65,11 @@ def main() -> int:
                 settings.python_base_image,
             )
         docker.close()
+        asyncio.run(reconcile_at_start(settings, redis, queue))
     except VeilError as exc:
         log.error("%s", exc.message)
         return 1
-    redis = Redis.from_url(settings.redis_url)
-    worker = Worker([Queue(settings.build_queue, connection=redis)], connection=redis)
+    worker = Worker([queue], connection=redis)
     log.info("build worker listening on queue %s", settings.build_queue)
     worker.work(logging_level=settings.log_level.upper())
     return 0

@@ -70,6 +70,9 @@ class ExecutorSettings(CommonSettings):
     build_memory_limit_mb: int = 1024
     drain_seconds: float = 2.0
     log_tail_lines: int = 50
+    reconcile_interval_seconds: float = 10.0
+    max_restarts: int = 5
+    restart_backoff_seconds: float = 1.0  # doubles with each restart, up to 5 minutes
 
 
 class AnalyticsSettings(CommonSettings):

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
 
 # queued → building → starting → running; or failed (with `error`), or
 # stopped (by its owner/admin), or superseded (a newer deployment took over).
+# A running deployment whose container dies is restarted by the reconciler
+# with backoff, and ends as crash-looping when it keeps dying.
 DEPLOYMENT_STATUSES = (
     "queued",
     "building",
@@ -17,8 +19,9 @@ DEPLOYMENT_STATUSES = (
     "failed",
     "stopped",
     "superseded",
+    "crash-looping",
 )
-ACTIVE_STATUSES = ("queued", "building", "starting")
+IN_PROGRESS_STATUSES = ("queued", "building", "starting")
 
 
 class Deployment(IdMixin, TimestampMixin, Base):
@@ -37,6 +40,9 @@ class Deployment(IdMixin, TimestampMixin, Base):
     endpoint: Mapped[str | None] = mapped_column(String(200), nullable=True)
     requested_by: Mapped[str] = mapped_column(String(36))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    restart_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_restart_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_exit: Mapped[str | None] = mapped_column(Text, nullable=True)  # "exit 1", "oom-killed"
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

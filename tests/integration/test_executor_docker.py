@@ -237,3 +237,113 @@ async def test_build_log_and_status_feed_replays_to_late_watchers(
     # Once the live feed has expired, the deployment row still answers.
     await redis.delete(f"veil:deployments:{status['deployment_id']}:feed")
     assert (await _sse_events(gateway, url, alice))[-1] == ("end", {"status": "running"})
+
+
+async def test_reconciler_restarts_dead_containers_and_removes_orphans(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    instance_label: str,
+    redis: Redis,
+) -> None:
+    from executor.reconciler import Reconciler
+
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    status = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    deployment_id = status["deployment_id"]
+    deployer.settings.restart_backoff_seconds = 0
+    reconciler = Reconciler(deployer, deployer.sessions)
+
+    # An orphan: a Veil container of this instance whose deployment nobody knows.
+    orphan = docker_client.containers.run(
+        deployer.settings.python_base_image,
+        ["sleep", "300"],
+        detach=True,
+        labels={
+            "veil.platform": "veil",
+            "veil.instance": instance_label,
+            "veil.deployment_id": "no-such-deployment",
+        },
+    )
+    # The app's container dies (say, the kernel's OOM killer).
+    docker_client.containers.get(f"veil-{deployment_id}").kill()
+
+    report = await reconciler.run_once()
+    assert report.removed_orphans == [orphan.id]
+    assert report.restarted == [deployment_id]
+    endpoint = await _endpoint(deployer, deployment_id)
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{endpoint}/again")).status_code == 200
+    assert (await reconciler.run_once()).changed() is False  # converged: a no-op now
+
+    # The container is gone altogether: it is created again under the same name.
+    docker_client.containers.get(f"veil-{deployment_id}").remove(force=True)
+    report = await reconciler.run_once()
+    assert report.restarted == [deployment_id]
+    assert docker_client.containers.get(f"veil-{deployment_id}").status == "running"
+
+    # It keeps dying: after max_restarts it is crash-looping and off the data plane.
+    deployer.settings.max_restarts = 3
+    kills = 0
+    while kills < 5:
+        docker_client.containers.get(f"veil-{deployment_id}").kill()
+        kills += 1
+        report = await reconciler.run_once()
+        if report.crash_looping:
+            break
+    assert report.crash_looping == [deployment_id]
+    assert kills == 2  # restarts 3 of 3 used up: the next death is final
+    final = (await gateway.get(f"/api/v1/apis/{api['id']}/status", headers=alice)).json()
+    assert final["status"] == "crash-looping"
+    assert "crash-looping" in final["error"]
+    assert final["active_deployment_id"] is None
+
+
+async def test_interrupted_deploy_is_resumed_without_duplicates(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    instance_label: str,
+    redis: Redis,
+) -> None:
+    """The executor died after starting the container but before the route switch."""
+    from executor.reconciler import Reconciler
+    from shared.models import Deployment
+
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    await upload(gateway, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    deployment_id = (await gateway.post(f"/api/v1/apis/{api['id']}/deploy", headers=alice)).json()[
+        "deployment_id"
+    ]
+    async with deployer.sessions() as session:
+        deployment = await session.get(Deployment, deployment_id)
+        assert deployment is not None
+        deployment.status = "starting"  # as the dead job left it
+        await session.commit()
+    # ...and its half-started container is still there.
+    docker_client.containers.run(
+        deployer.settings.python_base_image,
+        ["sleep", "300"],
+        detach=True,
+        name=f"veil-{deployment_id}",
+        labels={
+            "veil.platform": "veil",
+            "veil.instance": instance_label,
+            "veil.deployment_id": deployment_id,
+        },
+    )
+    resumed: list[str] = []
+    report = await Reconciler(deployer, deployer.sessions, resumed.append).run_once(
+        resume_interrupted=True
+    )
+    assert report.resumed == resumed == [deployment_id]
+    assert report.removed_orphans == []  # in progress: it belongs to its (resumed) job
+    await deployer.run(deployment_id)  # what the re-queued job does
+    status = (await gateway.get(f"/api/v1/apis/{api['id']}/status", headers=alice)).json()
+    assert status["status"] == "running"
+    containers = docker_client.containers.list(
+        all=True, filters={"label": [f"veil.instance={instance_label}", "veil.deployment_id"]}
+    )
+    assert [c.name for c in containers] == [f"veil-{deployment_id}"]

@@ -1,0 +1,186 @@
+"""Converges Docker to the database: what should run runs, nothing else does.
+
+One pass:
+1. Orphans: a Veil container whose deployment is unknown, failed, stopped,
+   superseded or crash-looping is removed. Containers of deployments still in
+   progress belong to their deploy job and are left alone.
+2. The API's active deployment must have a running container. When it died
+   (crash, OOM kill) or vanished, it is started again with exponential
+   backoff; after `max_restarts` the deployment is marked crash-looping and
+   taken off the data plane.
+3. At worker start only: deploys that were interrupted (the executor died
+   mid-deploy) are queued again. Container names are deterministic, so the
+   resumed job replaces its own leftovers instead of adding a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from executor import repository
+from executor.deploy import Deployer, DeployFailed, labels_for_platform
+from executor.docker_adapter import ManagedContainer
+from shared.errors import VeilError
+from shared.events import ROUTES_CHANNEL
+from shared.models import Api, ApiVersion, Deployment
+from shared.models.base import utcnow
+
+log = logging.getLogger("veil.executor.reconciler")
+
+DONE_STATUSES = ("failed", "stopped", "superseded", "crash-looping")
+
+
+@dataclass
+class ReconcileReport:
+    removed_orphans: list[str] = field(default_factory=list)  # container ids
+    restarted: list[str] = field(default_factory=list)  # deployment ids
+    crash_looping: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+
+    def changed(self) -> bool:
+        return any((self.removed_orphans, self.restarted, self.crash_looping, self.resumed))
+
+
+def describe_exit(container: ManagedContainer | None) -> str:
+    if container is None:
+        return "container missing"
+    if container.state.oom_killed:
+        return "oom-killed"
+    return f"exit {container.state.exit_code}"
+
+
+class Reconciler:
+    def __init__(
+        self,
+        deployer: Deployer,
+        sessions: async_sessionmaker[AsyncSession],
+        requeue: Callable[[str], None] | None = None,
+    ) -> None:
+        self.deployer = deployer
+        self.settings = deployer.settings
+        self.docker = deployer.docker
+        self.sessions = sessions
+        self.requeue = requeue
+
+    async def run_once(self, resume_interrupted: bool = False) -> ReconcileReport:
+        report = ReconcileReport()
+        containers = await asyncio.to_thread(
+            self.docker.managed_containers, labels_for_platform(self.settings)
+        )
+        by_deployment: dict[str, ManagedContainer] = {}
+        for container in containers:
+            deployment_id = container.labels.get("veil.deployment_id")
+            if deployment_id:
+                by_deployment[deployment_id] = container
+        async with self.sessions() as session:
+            known = await repository.deployments_by_ids(session, list(by_deployment))
+            for deployment_id, container in by_deployment.items():
+                deployment = known.get(deployment_id)
+                if deployment is None or (
+                    deployment.status in DONE_STATUSES and not self._draining(deployment)
+                ):
+                    await asyncio.to_thread(self.docker.remove_container, container.id, 2)
+                    report.removed_orphans.append(container.id)
+            for deployment, version, api in await repository.running_active(session):
+                await self._keep_running(
+                    session, deployment, version, api, by_deployment.get(deployment.id), report
+                )
+            if resume_interrupted and self.requeue is not None:
+                for deployment in await repository.in_progress(session):
+                    self.requeue(deployment.id)
+                    report.resumed.append(deployment.id)
+        if report.changed():
+            log.info("reconciled: %s", report)
+        return report
+
+    def _draining(self, deployment: Deployment) -> bool:
+        """A just-superseded container is still finishing calls; its deploy job removes it."""
+        if deployment.status != "superseded" or deployment.finished_at is None:
+            return False
+        grace = timedelta(seconds=self.settings.drain_seconds + 30)
+        return utcnow() - deployment.finished_at < grace
+
+    async def _keep_running(
+        self,
+        session: AsyncSession,
+        deployment: Deployment,
+        version: ApiVersion,
+        api: Api,
+        container: ManagedContainer | None,
+        report: ReconcileReport,
+    ) -> None:
+        if container is not None and container.state.running:
+            return
+        deployment.last_exit = describe_exit(container)
+        s = self.settings
+        if deployment.restart_count >= s.max_restarts:
+            deployment.status = "crash-looping"
+            deployment.error = (
+                f"crash-looping: the container died {deployment.restart_count + 1} times;"
+                f" last: {deployment.last_exit}"
+            )
+            deployment.endpoint = None
+            deployment.finished_at = utcnow()
+            await repository.clear_route(session, api.id)
+            await session.commit()
+            self._publish(api.slug)
+            if container is not None:
+                await asyncio.to_thread(self.docker.remove_container, container.id, 1)
+            report.crash_looping.append(deployment.id)
+            return
+        backoff = min(s.restart_backoff_seconds * 2**deployment.restart_count, 300.0)
+        last = deployment.last_restart_at
+        if last is not None and utcnow() - last < timedelta(seconds=backoff):
+            await session.commit()  # keep last_exit; try again on a later pass
+            return
+        deployment.restart_count += 1
+        deployment.last_restart_at = utcnow()
+        try:
+            container_id = await asyncio.to_thread(
+                self._restart, deployment, version, api, container
+            )
+            endpoint = await asyncio.to_thread(self.deployer.await_ready, container_id)
+        except (DeployFailed, VeilError) as exc:
+            log.warning("restart of deployment %s failed: %s", deployment.id, exc)
+            await session.commit()  # the count went up: the next pass backs off further
+            return
+        deployment.container_id = container_id
+        deployment.endpoint = endpoint  # the address may change with a new container
+        await session.commit()
+        self._publish(api.slug)
+        report.restarted.append(deployment.id)
+
+    def _restart(
+        self,
+        deployment: Deployment,
+        version: ApiVersion,
+        api: Api,
+        container: ManagedContainer | None,
+    ) -> str:
+        if container is not None:
+            self.docker.start_existing(container.id)
+            return container.id
+        return self.deployer.start_container(deployment, version, api)
+
+    def _publish(self, slug: str) -> None:
+        try:
+            self.deployer.redis.publish(ROUTES_CHANNEL, slug)
+        except Exception as exc:  # data planes fall back to their cache TTL
+            log.warning("could not publish route change for %s: %s", slug, exc)
+
+
+async def reconcile_forever(reconciler: Reconciler, interval: float) -> None:
+    while True:
+        try:
+            await reconciler.run_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reconcile pass failed")
+        await asyncio.sleep(interval)
