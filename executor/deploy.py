@@ -127,7 +127,14 @@ class Deployer:
                 log_file.write(line + "\n")
                 log_file.flush()
 
-            image_id = self._build(deployment, version, api, on_log, build_log)
+            tag = image_tag(api, version)
+            if self.docker.image_exists(tag):
+                # Versions are immutable, so their image is too: a rollback or a
+                # redeploy of a kept version starts at once, without a build.
+                on_log(f"Reusing the image of version {version.number} ({tag}).")
+                image_id = tag
+            else:
+                image_id = self._build(deployment, version, api, on_log, build_log)
         deployment.image_id = image_id
         deployment.status = "starting"
         await session.commit()
@@ -155,6 +162,15 @@ class Deployer:
             # In-flight calls on the old container get a moment to finish.
             await asyncio.sleep(self.settings.drain_seconds)
             self.docker.remove_container(previous.container_id, stop_timeout=5)
+        self._prune_images(api, keep_version=version.number)
+
+    def _prune_images(self, api: Api, keep_version: int) -> None:
+        """Keep the images of the newest `keep_images` versions (for rollback), drop older ones."""
+        images = self.docker.images_by_version(labels_for(self.settings, api, None))
+        newest = sorted(images, reverse=True)[: self.settings.keep_images]
+        for number, image_id in images.items():
+            if number not in newest and number != keep_version:
+                self.docker.remove_image(image_id)
 
     def await_ready(self, container_id: str) -> str:
         """Wait until the container answers HTTP and return its endpoint.

@@ -268,6 +268,18 @@ class DockerAdapter:
         with _translated("list images"):
             return [i.id for i in self._client.images.list(filters=filters)]
 
+    def images_by_version(self, labels: dict[str, str]) -> dict[int, str]:
+        """Images carrying `labels`, keyed by their `veil.version` label."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with _translated("list images"):
+            images = self._client.images.list(filters=filters)
+        out: dict[int, str] = {}
+        for image in images:
+            version = (image.labels or {}).get("veil.version", "")
+            if version.isdigit():
+                out[int(version)] = str(image.id)
+        return out
+
     def remove_image(self, image: str) -> None:
         try:
             with _translated("remove image"):

@@ -72,6 +72,7 @@ class ExecutorSettings(CommonSettings):
     log_tail_lines: int = 50
     reconcile_interval_seconds: float = 10.0
     max_restarts: int = 5
+    keep_images: int = 5  # per API: the newest versions' images stay for instant rollback
     restart_backoff_seconds: float = 1.0  # doubles with each restart, up to 5 minutes
 
 

@@ -347,3 +347,44 @@ async def test_interrupted_deploy_is_resumed_without_duplicates(
         all=True, filters={"label": [f"veil.instance={instance_label}", "veil.deployment_id"]}
     )
     assert [c.name for c in containers] == [f"veil-{deployment_id}"]
+
+
+async def test_rollback_reuses_kept_images_and_old_ones_are_pruned(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    instance_label: str,
+    redis: Redis,
+) -> None:
+    deployer.settings.keep_images = 2
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    for n in (1, 2, 3):
+        code = zip_bytes({"main.py": SAMPLE_APP + f"\n# v{n}\n".encode()})
+        assert (await _deploy(gateway, deployer, alice, api["id"], code))["status"] == "running"
+
+    def kept() -> list[str]:
+        images = docker_client.images.list(
+            filters={"label": [f"veil.instance={instance_label}", f"veil.api_id={api['id']}"]}
+        )
+        return sorted(image.labels["veil.version"] for image in images)
+
+    assert kept() == ["2", "3"]
+
+    async def rollback(version: int) -> dict[str, Any]:
+        url = f"/api/v1/apis/{api['id']}/rollback"
+        response = await gateway.post(url, json={"version": version}, headers=alice)
+        assert response.status_code == 202
+        await deployer.run(response.json()["deployment_id"])
+        return dict((await gateway.get(f"/api/v1/apis/{api['id']}/status", headers=alice)).json())
+
+    to_two = await rollback(2)
+    assert to_two["status"] == "running"
+    assert to_two["version"] == 2
+    log = deployer.settings.data_dir / "logs" / "builds" / f"{to_two['deployment_id']}.log"
+    assert log.read_text().startswith("Reusing the image of version 2")
+    to_one = await rollback(1)  # pruned earlier: built again
+    assert to_one["status"] == "running"
+    assert "Reusing" not in (log.parent / f"{to_one['deployment_id']}.log").read_text()
+    # The newest two versions plus the one now serving.
+    assert kept() == ["1", "2", "3"]
