@@ -7,25 +7,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Query, Request
-from pydantic import BaseModel
+from fastapi import FastAPI
 from redis import Redis
 
-from executor import repository
 from executor.deploy import Deployer
 from executor.docker_adapter import DockerAdapter
 from executor.reconciler import Reconciler, reconcile_forever
+from executor.routes import router
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import NotFound
 from shared.http.app import create_service_app
-from shared.http.service_auth import ServiceOnly
 from shared.settings import ExecutorSettings
-
-
-class LogsOut(BaseModel):
-    api_id: str
-    deployment_id: str
-    logs: str
 
 
 def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
@@ -40,7 +31,8 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = sessions
         app.state.docker = docker
-        reconciler = Reconciler(Deployer(settings, sessions, docker, redis), sessions)
+        app.state.deployer = Deployer(settings, sessions, docker, redis)
+        reconciler = Reconciler(app.state.deployer, sessions)
         task = asyncio.create_task(
             reconcile_forever(reconciler, settings.reconcile_interval_seconds)
         )
@@ -56,19 +48,5 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
 
     app = create_service_app("Veil executor", lifespan, description="Internal: containers.")
 
-    @app.get("/internal/v1/apis/{api_id}/logs")
-    async def api_logs(
-        api_id: str,
-        request: Request,
-        _auth: ServiceOnly,
-        tail: int = Query(default=200, ge=1, le=5000),
-    ) -> LogsOut:
-        async with request.app.state.sessions() as session:
-            active = await repository.active_deployment(session, api_id)
-        if active is None or not active.container_id:
-            raise NotFound("This API has no running container.", code="not_running")
-        docker: DockerAdapter = request.app.state.docker
-        logs = await asyncio.to_thread(docker.logs, active.container_id, tail)
-        return LogsOut(api_id=api_id, deployment_id=active.id, logs=logs)
-
+    app.include_router(router)
     return app

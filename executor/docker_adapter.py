@@ -62,6 +62,33 @@ class ContainerState:
 
 
 @dataclass(frozen=True)
+class ContainerUsage:
+    cpu_percent: float  # of one CPU: 50.0 is half a core
+    memory_bytes: int
+    memory_limit_bytes: int
+    pids: int
+
+
+def _usage_from_stats(stats: dict[str, Any]) -> ContainerUsage:
+    """docker stats' CPU formula: container delta over system delta, times online CPUs."""
+    cpu, pre = stats.get("cpu_stats", {}), stats.get("precpu_stats", {})
+    cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+        "total_usage", 0
+    )
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
+    percent = (cpu_delta / system_delta) * online * 100.0 if system_delta > 0 else 0.0
+    memory = stats.get("memory_stats", {})
+    cache = memory.get("stats", {}).get("cache", 0)  # page cache is not the app's memory
+    return ContainerUsage(
+        cpu_percent=round(max(percent, 0.0), 2),
+        memory_bytes=max(int(memory.get("usage", 0)) - int(cache), 0),
+        memory_limit_bytes=int(memory.get("limit", 0)),
+        pids=int(stats.get("pids_stats", {}).get("current", 0)),
+    )
+
+
+@dataclass(frozen=True)
 class ManagedContainer:
     id: str
     name: str
@@ -258,6 +285,16 @@ class DockerAdapter:
                     )
                 )
         return out
+
+    def usage(self, container_id: str) -> ContainerUsage:
+        """One sample of live usage (takes about a second: the engine measures CPU over it)."""
+        with _translated("read container stats"):
+            stats = self._client.api.stats(container_id, stream=False)
+        return _usage_from_stats(stats)
+
+    def restart(self, container_id: str, stop_timeout: int = 5) -> None:
+        with _translated("restart container"):
+            self._client.containers.get(container_id).restart(timeout=stop_timeout)
 
     def start_existing(self, container_id: str) -> None:
         with _translated("start container"):

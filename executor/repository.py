@@ -86,3 +86,7 @@ async def in_progress(session: AsyncSession) -> list[Deployment]:
         select(Deployment).where(Deployment.status.in_(IN_PROGRESS_STATUSES))
     )
     return list(result.scalars())
+
+
+async def api_slug(session: AsyncSession, api_id: str) -> str | None:
+    return await session.scalar(select(Api.slug).where(Api.id == api_id))

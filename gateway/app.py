@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from gateway.admin.router import router as admin_router
 from gateway.apis.router import router as apis_router
 from gateway.auth.router import router as auth_router
 from gateway.build_queue import BuildQueue
@@ -52,6 +53,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan,
         description="Control plane: accounts, APIs, uploads, deployments, stats.",
     )
-    for router in (auth_router, apis_router, deployments_router, stats_router):
+    for router in (auth_router, apis_router, deployments_router, stats_router, admin_router):
         app.include_router(router)
     return app

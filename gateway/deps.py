@@ -60,3 +60,12 @@ async def get_developer(user: CurrentUser) -> User:
 
 
 Developer = Annotated[User, Depends(get_developer)]
+
+
+async def get_admin(user: CurrentUser) -> User:
+    if user.role != "admin":
+        raise Forbidden("This needs an admin account.", code="admin_only")
+    return user
+
+
+Admin = Annotated[User, Depends(get_admin)]

@@ -9,6 +9,9 @@ import httpx
 from shared.errors import ServiceUnavailable, VeilError
 from shared.http.context import current_request_id
 
+# A restart waits for the app to answer again (the executor's start timeout).
+RESTART_TIMEOUT_SECONDS = 60.0
+
 
 class UpstreamServiceError(VeilError):
     """An internal service answered with an error: passed on with its status and code."""
@@ -20,10 +23,17 @@ async def call_service(
     url: str,
     token: str,
     params: dict[str, Any] | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109  # httpx's own per-request timeout
 ) -> Any:
     headers = {"Authorization": f"Bearer {token}", "X-Request-Id": current_request_id.get()}
     try:
-        response = await client.request(method, url, params=params, headers=headers)
+        response = await client.request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            timeout=timeout if timeout is not None else client.timeout,
+        )
     except httpx.HTTPError as exc:
         raise ServiceUnavailable(
             "An internal service is unavailable; try again shortly.", code="service_unavailable"

@@ -35,6 +35,7 @@ class Platform:
     dataplane: str
     log: Path
     process: subprocess.Popen[bytes]
+    data_dir: Path
 
 
 def free_port() -> int:
@@ -87,7 +88,7 @@ def running_platform(
                     raise TimeoutError("platform did not start:\n" + log_path.read_text()[-3000:])
                 time.sleep(0.1)
             redis.close()
-            yield Platform(gateway, dataplane, log_path, process)
+            yield Platform(gateway, dataplane, log_path, process, workdir / "data")
         finally:
             redis.close()
             stop(process)

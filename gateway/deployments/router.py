@@ -16,7 +16,7 @@ from gateway.deployments.schemas import (
     StatusOut,
 )
 from gateway.deps import Developer, Session, State
-from gateway.internal_client import call_service
+from gateway.internal_client import RESTART_TIMEOUT_SECONDS, call_service
 from shared.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/apis", tags=["deployments"])
@@ -115,6 +115,19 @@ async def logs(
         f"{state.settings.executor_url}/internal/v1/apis/{api.id}/logs",
         state.settings.service_token.get_secret_value(),
         params={"tail": tail},
+    )
+
+
+@router.post("/{api_id}/restart")
+async def restart(api_id: str, user: Developer, session: Session, state: State) -> Any:
+    """Restart the running container in place and wait until it answers again."""
+    api = await get_owned_or_404(session, api_id, user)
+    return await call_service(
+        state.services,
+        "POST",
+        f"{state.settings.executor_url}/internal/v1/apis/{api.id}/restart",
+        state.settings.service_token.get_secret_value(),
+        timeout=RESTART_TIMEOUT_SECONDS,
     )
 
 

@@ -1,9 +1,19 @@
 """All tables, imported here so that Alembic and tests see one metadata."""
 
 from shared.models.api import Api, ApiVersion
+from shared.models.audit import AuditEntry
 from shared.models.base import Base
 from shared.models.deployment import Deployment
 from shared.models.execution import Execution
 from shared.models.user import RefreshToken, User
 
-__all__ = ["Api", "ApiVersion", "Base", "Deployment", "Execution", "RefreshToken", "User"]
+__all__ = [
+    "Api",
+    "ApiVersion",
+    "AuditEntry",
+    "Base",
+    "Deployment",
+    "Execution",
+    "RefreshToken",
+    "User",
+]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,8 +89,47 @@ def test_upload_deploy_call_and_see_it_counted(platform: Platform) -> None:
         logs = api.get(f"/api/v1/apis/{api_id}/logs", headers=auth)
         assert logs.status_code == 200, logs.text
 
-        stopping = api.post(f"/api/v1/apis/{api_id}/stop", headers=auth)
+        # The owner restarts in place; the API answers again afterwards.
+        restarted = api.post(f"/api/v1/apis/{api_id}/restart", headers=auth)
+        assert restarted.status_code == 200, restarted.text
+        with httpx.Client(base_url=platform.dataplane, timeout=10) as plane:
+            assert plane.get(f"/{slug}/again", headers=auth).status_code == 200
+
+        # An admin (made with the CLI, never by sign-up) sees live usage and stops it.
+        admin_env = {
+            **os.environ,
+            "VEIL_DATA_DIR": str(platform.data_dir),
+            "VEIL_ADMIN_PASSWORD": "admin password 123",
+            "VEIL_BCRYPT_ROUNDS": "4",
+        }
+        made = subprocess.run(
+            [sys.executable, "-m", "gateway.admin.create_admin", "root@example.com"],
+            env=admin_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        admin_login = api.post(
+            "/api/v1/auth/login",
+            json={"email": "root@example.com", "password": "admin password 123"},
+        )
+        admin = {"Authorization": f"Bearer {admin_login.json()['access_token']}"}
+        assert api.get("/api/v1/admin/deployments", headers=auth).status_code == 403
+        listing = api.get("/api/v1/admin/deployments", headers=admin)
+        assert listing.status_code == 200, listing.text
+        mine = next(d for d in listing.json()["items"] if d["api_id"] == api_id)
+        assert mine["status"] == "running"
+        assert mine["container"]["running"] is True
+        assert mine["container"]["memory_bytes"] > 0
+        assert mine["container"]["memory_limit_bytes"] == 256 * 1024 * 1024
+        assert mine["container"]["cpu_percent"] >= 0
+
+        stopping = api.post(f"/api/v1/admin/apis/{api_id}/stop", headers=admin)
         assert stopping.status_code == 202
+        audit_log = api.get("/api/v1/admin/audit-log", headers=admin).json()["items"]
+        assert [(e["action"], e["target_id"]) for e in audit_log] == [("api.stop", api_id)]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if api.get(f"/api/v1/apis/{api_id}/status", headers=auth).json()["status"] == "stopped":

@@ -1,0 +1,121 @@
+"""The executor's internal endpoints (service token only): logs, live usage, restart."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from redis import Redis
+
+from executor import repository
+from executor.deploy import Deployer, labels_for_platform
+from executor.docker_adapter import ContainerUsage, DockerAdapter, ManagedContainer
+from shared.errors import NotFound, VeilError
+from shared.events import ROUTES_CHANNEL
+from shared.http.service_auth import ServiceOnly
+from shared.models.base import utcnow
+
+router = APIRouter(prefix="/internal/v1", tags=["internal"])
+
+
+class LogsOut(BaseModel):
+    api_id: str
+    deployment_id: str
+    logs: str
+
+
+class ContainerOut(BaseModel):
+    container_id: str
+    name: str
+    api_id: str | None
+    deployment_id: str | None
+    state: str
+    running: bool
+    exit_code: int
+    oom_killed: bool
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    pids: int | None = None
+
+
+class ContainerList(BaseModel):
+    items: list[ContainerOut]
+    sampled_at: datetime
+
+
+class RestartOut(BaseModel):
+    api_id: str
+    deployment_id: str
+    status: str
+
+
+def _docker(request: Request) -> DockerAdapter:
+    docker: DockerAdapter = request.app.state.docker
+    return docker
+
+
+@router.get("/apis/{api_id}/logs")
+async def api_logs(
+    api_id: str,
+    request: Request,
+    _auth: ServiceOnly,
+    tail: int = Query(default=200, ge=1, le=5000),
+) -> LogsOut:
+    async with request.app.state.sessions() as session:
+        active = await repository.active_deployment(session, api_id)
+    if active is None or not active.container_id:
+        raise NotFound("This API has no running container.", code="not_running")
+    logs = await asyncio.to_thread(_docker(request).logs, active.container_id, tail)
+    return LogsOut(api_id=api_id, deployment_id=active.id, logs=logs)
+
+
+async def _with_usage(docker: DockerAdapter, container: ManagedContainer) -> ContainerOut:
+    usage: ContainerUsage | None = None
+    if container.state.running:
+        try:
+            usage = await asyncio.to_thread(docker.usage, container.id)
+        except VeilError:
+            usage = None  # it stopped between the listing and the sample
+    return ContainerOut(
+        container_id=container.id,
+        name=container.name,
+        api_id=container.labels.get("veil.api_id"),
+        deployment_id=container.labels.get("veil.deployment_id"),
+        state=container.state.status,
+        running=container.state.running,
+        exit_code=container.state.exit_code,
+        oom_killed=container.state.oom_killed,
+        **(usage.__dict__ if usage is not None else {}),
+    )
+
+
+@router.get("/containers")
+async def containers(request: Request, _auth: ServiceOnly) -> ContainerList:
+    """Every function container of this platform with live CPU, memory and pids."""
+    docker = _docker(request)
+    listed = await asyncio.to_thread(
+        docker.managed_containers, labels_for_platform(request.app.state.settings)
+    )
+    # Each sample takes about a second: take them all at once.
+    items = await asyncio.gather(*(_with_usage(docker, c) for c in listed))
+    return ContainerList(items=list(items), sampled_at=utcnow())
+
+
+@router.post("/apis/{api_id}/restart")
+async def restart(api_id: str, request: Request, _auth: ServiceOnly) -> RestartOut:
+    """Restart the API's serving container and wait until it answers again."""
+    deployer: Deployer = request.app.state.deployer
+    async with request.app.state.sessions() as session:
+        active = await repository.active_deployment(session, api_id)
+        if active is None or not active.container_id or active.status != "running":
+            raise NotFound("This API has no running container.", code="not_running")
+        await asyncio.to_thread(deployer.docker.restart, active.container_id)
+        active.endpoint = await asyncio.to_thread(deployer.await_ready, active.container_id)
+        await session.commit()
+        slug = await repository.api_slug(session, api_id)
+    redis: Redis = deployer.redis
+    await asyncio.to_thread(redis.publish, ROUTES_CHANNEL, slug or "*")
+    return RestartOut(api_id=api_id, deployment_id=active.id, status="running")
