@@ -3,15 +3,21 @@ from __future__ import annotations
 import io
 import secrets
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import docker
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from executor.deploy import Deployer
+from executor.docker_adapter import DockerAdapter
 from gateway.app import create_app
-from shared.settings import GatewaySettings
+from shared.db import create_engine, create_sessionmaker
+from shared.models import Deployment
+from shared.settings import ExecutorSettings, GatewaySettings
 from tests.conftest import asgi_client
 
 SAMPLE_APP = b"""\
@@ -97,3 +103,74 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+# ---- Docker: a Deployer running in the test, and cleanup by instance label ----
+
+
+@pytest.fixture
+def instance_label() -> str:
+    return f"test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def docker_client(instance_label: str) -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    # Every container and image this test made carries its label: remove them all.
+    label = f"veil.instance={instance_label}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for image in client.images.list(filters={"label": label}):
+        client.images.remove(image.id, force=True)
+    client.close()
+
+
+@pytest.fixture
+async def deployer(
+    make_settings: Any,
+    gateway_settings: GatewaySettings,
+    instance_label: str,
+    docker_client: docker.DockerClient,
+) -> AsyncIterator[Deployer]:
+    settings: ExecutorSettings = make_settings(
+        ExecutorSettings,
+        instance_label=instance_label,
+        data_dir=gateway_settings.data_dir,
+        start_timeout_seconds=15,
+        drain_seconds=0.1,
+    )
+    engine = create_engine(settings.resolved_database_url)
+    adapter = DockerAdapter.from_env()
+    adapter.ensure_network(settings.function_network, {"veil.platform": "veil"})
+    redis = SyncRedis.from_url(settings.redis_url)
+    yield Deployer(settings, create_sessionmaker(engine), adapter, redis)
+    redis.close()
+    adapter.close()
+    await engine.dispose()
+
+
+async def deploy_and_wait(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    headers: dict[str, str],
+    api_id: str,
+    content: bytes,
+    filename: str = "app.zip",
+) -> dict[str, Any]:
+    assert (await upload(gateway, headers, api_id, content, filename)).status_code == 201
+    deployment = (await gateway.post(f"/api/v1/apis/{api_id}/deploy", headers=headers)).json()
+    await deployer.run(deployment["deployment_id"])
+    status: dict[str, Any] = (
+        await gateway.get(f"/api/v1/apis/{api_id}/status", headers=headers)
+    ).json()
+    return status
+
+
+async def endpoint_of(deployer: Deployer, deployment_id: str) -> str:
+
+    async with deployer.sessions() as session:
+        deployment = await session.get(Deployment, deployment_id)
+        assert deployment is not None
+        assert deployment.endpoint
+        return str(deployment.endpoint)

@@ -3,84 +3,29 @@
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import docker
 import httpx
 import pytest
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from executor.deploy import Deployer
-from executor.docker_adapter import DockerAdapter
-from shared.db import create_engine, create_sessionmaker
-from shared.settings import ExecutorSettings, GatewaySettings
-from tests.integration.conftest import SAMPLE_APP, create_api, signup, upload, zip_bytes
+from executor.reconciler import Reconciler
+from shared.models import Deployment
+from tests.integration.conftest import (
+    SAMPLE_APP,
+    create_api,
+    deploy_and_wait,
+    endpoint_of,
+    signup,
+    upload,
+    zip_bytes,
+)
 
 pytestmark = pytest.mark.docker
 
 CRASHING_APP = b"import sys\nprint('boom: missing config', flush=True)\nsys.exit(3)\n"
-
-
-@pytest.fixture
-def instance_label() -> str:
-    return f"test-{secrets.token_hex(4)}"
-
-
-@pytest.fixture
-def docker_client(instance_label: str) -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    # Every container and image this test made carries its label: remove them all.
-    label = f"veil.instance={instance_label}"
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for image in client.images.list(filters={"label": label}):
-        client.images.remove(image.id, force=True)
-    client.close()
-
-
-@pytest.fixture
-async def deployer(
-    make_settings: Any,
-    gateway_settings: GatewaySettings,
-    instance_label: str,
-    docker_client: docker.DockerClient,
-) -> AsyncIterator[Deployer]:
-    settings: ExecutorSettings = make_settings(
-        ExecutorSettings,
-        instance_label=instance_label,
-        data_dir=gateway_settings.data_dir,
-        start_timeout_seconds=15,
-        drain_seconds=0.1,
-    )
-    engine = create_engine(settings.resolved_database_url)
-    adapter = DockerAdapter.from_env()
-    adapter.ensure_network(settings.function_network, {"veil.platform": "veil"})
-    redis = SyncRedis.from_url(settings.redis_url)
-    yield Deployer(settings, create_sessionmaker(engine), adapter, redis)
-    redis.close()
-    adapter.close()
-    await engine.dispose()
-
-
-async def _deploy(
-    gateway: httpx.AsyncClient,
-    deployer: Deployer,
-    headers: dict[str, str],
-    api_id: str,
-    content: bytes,
-    filename: str = "app.zip",
-) -> dict[str, Any]:
-    assert (await upload(gateway, headers, api_id, content, filename)).status_code == 201
-    deployment = (await gateway.post(f"/api/v1/apis/{api_id}/deploy", headers=headers)).json()
-    await deployer.run(deployment["deployment_id"])
-    status: dict[str, Any] = (
-        await gateway.get(f"/api/v1/apis/{api_id}/status", headers=headers)
-    ).json()
-    return status
 
 
 async def test_sample_app_runs_hardened_and_answers(
@@ -91,7 +36,9 @@ async def test_sample_app_runs_hardened_and_answers(
 ) -> None:
     alice = await signup(gateway)
     api = await create_api(gateway, alice)
-    status = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    status = await deploy_and_wait(
+        gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP})
+    )
     assert status["status"] == "running", status
     assert status["version"] == 1
 
@@ -120,23 +67,13 @@ async def test_sample_app_runs_hardened_and_answers(
     assert not any(e.startswith(("VEIL_", "JWT", "DATABASE")) for e in env)
 
     # It answers on the endpoint recorded for the data plane.
-    endpoint = await _endpoint(deployer, deployment_id)
+    endpoint = await endpoint_of(deployer, deployment_id)
     async with httpx.AsyncClient() as client:
         answer = await client.get(f"{endpoint}/hi")
     assert answer.json() == {"hello": "veil", "path": "/hi"}
     # The app cannot write to its root filesystem.
     result = container.exec_run(["python3", "-c", "open('/app/x', 'w')"], user="10001:10001")
     assert result.exit_code != 0
-
-
-async def _endpoint(deployer: Deployer, deployment_id: str) -> str:
-    from shared.models import Deployment
-
-    async with deployer.sessions() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        assert deployment.endpoint
-        return deployment.endpoint
 
 
 async def test_crash_at_start_fails_with_reason_and_log_tail(
@@ -148,7 +85,7 @@ async def test_crash_at_start_fails_with_reason_and_log_tail(
 ) -> None:
     alice = await signup(gateway)
     api = await create_api(gateway, alice)
-    status = await _deploy(gateway, deployer, alice, api["id"], CRASHING_APP, "main.py")
+    status = await deploy_and_wait(gateway, deployer, alice, api["id"], CRASHING_APP, "main.py")
     assert status["status"] == "failed"
     assert "exited with code 3" in status["error"]
     assert "boom: missing config" in status["log_tail"]
@@ -171,7 +108,7 @@ async def test_build_error_fails_with_the_build_log(
             "requirements.txt": b"this-package-does-not-exist-veil-test==0.0.1\n",
         }
     )
-    status = await _deploy(gateway, deployer, alice, api["id"], archive)
+    status = await deploy_and_wait(gateway, deployer, alice, api["id"], archive)
     assert status["status"] == "failed"
     assert status["error"].startswith("build failed")
     assert "this-package-does-not-exist-veil-test" in status["log_tail"]
@@ -185,8 +122,10 @@ async def test_redeploy_switches_route_and_removes_the_old_container(
 ) -> None:
     alice = await signup(gateway)
     api = await create_api(gateway, alice)
-    first = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
-    second = await _deploy(
+    first = await deploy_and_wait(
+        gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP})
+    )
+    second = await deploy_and_wait(
         gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP + b"\n# v2\n"})
     )
     assert second["status"] == "running"
@@ -219,7 +158,9 @@ async def test_build_log_and_status_feed_replays_to_late_watchers(
     alice = await signup(gateway)
     bob = await signup(gateway)
     api = await create_api(gateway, alice)
-    status = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    status = await deploy_and_wait(
+        gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP})
+    )
     url = f"/api/v1/apis/{api['id']}/deployments/{status['deployment_id']}/events"
     events = await _sse_events(gateway, url, alice)
     kinds = [kind for kind, _ in events]
@@ -246,11 +187,12 @@ async def test_reconciler_restarts_dead_containers_and_removes_orphans(
     instance_label: str,
     redis: Redis,
 ) -> None:
-    from executor.reconciler import Reconciler
 
     alice = await signup(gateway)
     api = await create_api(gateway, alice)
-    status = await _deploy(gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP}))
+    status = await deploy_and_wait(
+        gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP})
+    )
     deployment_id = status["deployment_id"]
     deployer.settings.restart_backoff_seconds = 0
     reconciler = Reconciler(deployer, deployer.sessions)
@@ -272,7 +214,7 @@ async def test_reconciler_restarts_dead_containers_and_removes_orphans(
     report = await reconciler.run_once()
     assert report.removed_orphans == [orphan.id]
     assert report.restarted == [deployment_id]
-    endpoint = await _endpoint(deployer, deployment_id)
+    endpoint = await endpoint_of(deployer, deployment_id)
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{endpoint}/again")).status_code == 200
     assert (await reconciler.run_once()).changed() is False  # converged: a no-op now
@@ -308,8 +250,6 @@ async def test_interrupted_deploy_is_resumed_without_duplicates(
     redis: Redis,
 ) -> None:
     """The executor died after starting the container but before the route switch."""
-    from executor.reconciler import Reconciler
-    from shared.models import Deployment
 
     alice = await signup(gateway)
     api = await create_api(gateway, alice)
@@ -361,7 +301,9 @@ async def test_rollback_reuses_kept_images_and_old_ones_are_pruned(
     api = await create_api(gateway, alice)
     for n in (1, 2, 3):
         code = zip_bytes({"main.py": SAMPLE_APP + f"\n# v{n}\n".encode()})
-        assert (await _deploy(gateway, deployer, alice, api["id"], code))["status"] == "running"
+        assert (await deploy_and_wait(gateway, deployer, alice, api["id"], code))[
+            "status"
+        ] == "running"
 
     def kept() -> list[str]:
         images = docker_client.images.list(
