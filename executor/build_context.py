@@ -9,13 +9,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from runtimes.registry import runtime_spec
 from shared.archive import ArchiveLimits, extract_upload
-
-RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"
 
 
 def dockerfile_for(runtime: str) -> Path:
-    path = RUNTIMES_DIR / runtime / "Dockerfile"
+    path = runtime_spec(runtime).dockerfile
     if not path.is_file():
         raise FileNotFoundError(f"no Dockerfile for runtime {runtime!r}")
     return path
@@ -29,17 +28,26 @@ def prepare_context(
     ca_bundle: Path | None,
     limits: ArchiveLimits,
 ) -> None:
-    """Fill an empty `context_dir`: Dockerfile, requirements.txt, build-ca.crt, src/."""
+    """Fill an empty `context_dir`: Dockerfile, the runtime's dependency manifests
+    (requirements.txt; package.json + package-lock.json; go.mod + go.sum: the
+    user's, or empty files when absent), build-ca.crt, shim/ and src/ (see
+    runtimes/registry.py)."""
+    spec = runtime_spec(runtime)
     src = context_dir / "src"
     src.mkdir(parents=True)
     extract_upload(upload, filename, src, limits)
     shutil.copyfile(dockerfile_for(runtime), context_dir / "Dockerfile")
-    requirements = src / "requirements.txt"
-    target = context_dir / "requirements.txt"
-    if requirements.is_file() and not requirements.is_symlink():
-        shutil.copyfile(requirements, target)
-    else:
-        target.write_bytes(b"")
+    for name in spec.manifests:
+        manifest = src / name
+        target = context_dir / name
+        if manifest.is_file() and not manifest.is_symlink():
+            shutil.copyfile(manifest, target)
+        else:
+            target.write_bytes(b"")
+    # Veil's shim sits beside src/, never inside it: no user file can replace it.
+    shutil.copytree(
+        spec.shim_dir, context_dir / "shim", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     ca_target = context_dir / "build-ca.crt"
     if ca_bundle is not None and ca_bundle.is_file():
         shutil.copyfile(ca_bundle, ca_target)

@@ -25,6 +25,7 @@ from executor.build_context import prepare_context
 from executor.build_feed import BuildFeed
 from executor.docker_adapter import PLATFORM_LABEL, ContainerSpec, DockerAdapter
 from executor.readiness import wait_until_ready
+from runtimes.registry import runtime_spec
 from shared.archive import ArchiveLimits
 from shared.blobs import BlobStore
 from shared.errors import VeilError
@@ -216,12 +217,15 @@ class Deployer:
                 ArchiveLimits(),
             )
             labels = labels_for(self.settings, api, None) | {"veil.version": str(version.number)}
+            runtime = runtime_spec(version.runtime)
             try:
                 return self.docker.build(
                     context_dir,
                     image_tag(api, version),
                     labels=labels,
-                    buildargs={"BASE_IMAGE": self.settings.python_base_image},
+                    buildargs=runtime.buildargs(
+                        self.settings, version.contract, version.entry, labels
+                    ),
                     memory_mb=self.settings.build_memory_limit_mb,
                     timeout_seconds=self.settings.build_timeout_seconds,
                     on_log=on_log,
@@ -238,7 +242,7 @@ class Deployer:
         return ContainerSpec(
             image=deployment.image_id or image_tag(api, version),
             name=name,
-            command=["python3", f"/app/{version.entry}"],
+            command=runtime_spec(version.runtime).command(version.contract, version.entry),
             labels=labels_for(s, api, deployment),
             network=s.function_network,
             env={"PORT": str(s.container_port)},

@@ -18,6 +18,7 @@ from rq.job import Job
 from executor.deploy import Deployer, labels_for_platform
 from executor.docker_adapter import DockerAdapter
 from executor.reconciler import Reconciler
+from runtimes.registry import RUNTIMES
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import VeilError
 from shared.logging import configure_logging
@@ -59,11 +60,14 @@ def main() -> int:
     try:
         docker = DockerAdapter.from_env()
         docker.ensure_network(settings.function_network, labels_for_platform(settings))
-        if not docker.image_exists(settings.python_base_image):
-            log.error(
-                "runtime base image %s is missing: run `bash runtimes/base_images.sh`",
-                settings.python_base_image,
-            )
+        for runtime in RUNTIMES.values():
+            if not docker.image_exists(runtime.base_image(settings)):
+                log.error(
+                    "%s base image %s is missing: run `bash runtimes/base_images.sh %s`",
+                    runtime.name,
+                    runtime.base_image(settings),
+                    runtime.name,
+                )
         docker.close()
         asyncio.run(reconcile_at_start(settings, redis, queue))
     except VeilError as exc:

@@ -101,7 +101,10 @@ recipe_node() {
 recipe_go() {
     IMAGE="${VEIL_GO_BASE_IMAGE:-veil/go-base:bookworm}"
     INCLUDE=golang-go,ca-certificates
-    HOOKS=()
+    # A build cache of the whole standard library, compiled exactly as
+    # runtimes/go/Dockerfile compiles (CGO_ENABLED=0, -trimpath, GOCACHE path), so
+    # the first Go deploy on a host needs no ~20 s standard-library compile.
+    HOOKS=(--customize-hook='chroot "$1" env CGO_ENABLED=0 GOCACHE=/opt/veil/go-cache GOFLAGS= go build -trimpath std')
     CHANGES=(
         --change "ENV PATH=/usr/lib/go/bin:$STD_PATH"
         --change 'ENV LANG=C.UTF-8'

@@ -9,7 +9,8 @@
 #      own instances, so a service the package auto-started is stopped again.
 #   2. dockerd running (started in the background, log /var/log/veil/dockerd.log).
 #   3. uv (pip install uv when missing), then `uv sync --frozen` in the repo root.
-#   4. Runtime base images built when missing (runtimes/base_images.sh).
+#   4. Runtime base images (python, node, go) built when missing
+#      (runtimes/base_images.sh all; about 3 minutes once, nothing when present).
 #
 # Environment: VEIL_DOCKERD_LOG (default /var/log/veil/dockerd.log), and the
 # VEIL_*_BASE_IMAGE / VEIL_DEBIAN_* variables read by runtimes/base_images.sh.
@@ -211,5 +212,5 @@ ensure_packages
 ensure_dockerd
 ensure_uv
 sync_project
-bash "$REPO_ROOT/runtimes/base_images.sh" || die "building the runtime base images failed (output above)."
+bash "$REPO_ROOT/runtimes/base_images.sh" all || die "building the runtime base images failed (output above)."
 log "ready in $(( ($(date +%s%N) - START_NS) / 1000000 )) ms"

@@ -54,6 +54,11 @@ class DataPlaneSettings(CommonSettings):
 class ExecutorSettings(CommonSettings):
     build_queue: str = "veil-builds"
     python_base_image: str = "veil/python-base:bookworm"
+    node_base_image: str = "veil/node-base:bookworm"
+    go_base_image: str = "veil/go-base:bookworm"
+    # GOPROXY for Go builds; "off" = standard library and vendor/ only (no proxy
+    # is reachable here). E.g. "https://proxy.golang.org,direct" where one is.
+    go_proxy: str = "off"
     build_ca_bundle: Path | None = Path("/etc/ssl/certs/ca-certificates.crt")
     function_network: str = "veil-functions"
     # Label put on every container and image Veil creates; tests set their own

@@ -19,8 +19,8 @@ from shared.errors import Conflict, InvalidUpload
 from shared.models import Api, ApiVersion, User
 from shared.settings import GatewaySettings
 
-# Runtimes the executor can build today; the detector knows more.
-SUPPORTED_RUNTIMES = ("python",)
+# Runtimes the executor can build (runtimes/registry.py).
+SUPPORTED_RUNTIMES = ("python", "node", "go")
 
 
 def inspect_upload(
@@ -35,7 +35,8 @@ def inspect_upload(
         shutil.rmtree(scratch, ignore_errors=True)
     if detection.runtime not in SUPPORTED_RUNTIMES:
         raise InvalidUpload(
-            f"This looks like a {detection.runtime} project; this Veil builds Python only for now.",
+            f"This looks like a {detection.runtime} project, which this Veil cannot build;"
+            f" it builds {', '.join(SUPPORTED_RUNTIMES)}.",
             code="runtime_not_supported",
         )
     return manifest, detection

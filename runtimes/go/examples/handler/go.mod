@@ -1,0 +1,3 @@
+module example.com/veil-go-handler
+
+go 1.19

@@ -1,0 +1,3 @@
+module example.com/veil-go-server
+
+go 1.19

@@ -1,0 +1,154 @@
+"""Every runtime Veil builds, in one place.
+
+For each runtime: its static Dockerfile, the `ExecutorSettings` field naming its
+base image, the dependency manifests copied to the build-context root, its
+handler shim, the build args its Dockerfile takes and the command the container
+runs. The executor passes only values from here to Docker: validated entry
+paths and fixed strings, never shell text.
+
+Build context (assembled by `executor.build_context.prepare_context`)::
+
+    Dockerfile     runtimes/<runtime>/Dockerfile, verbatim
+    <manifests>    e.g. package.json, package-lock.json: the user's, or empty files
+    build-ca.crt   the CA bundle trusted during dependency installation (may be empty)
+    shim/          runtimes/<runtime>/shim/: Veil's files, outside the user's src/
+    src/           the user's project root
+
+In the image the user's project is /app and the shim /opt/veil/shim, which no
+user file can replace. Go is compiled in the build; its image holds /app/server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from shared.settings import ExecutorSettings
+
+Contract = Literal["server", "handler"]
+CONTRACTS: tuple[Contract, ...] = ("server", "handler")
+
+RUNTIMES_DIR = Path(__file__).resolve().parent
+APP_DIR = "/app"
+SHIM_DIR = "/opt/veil/shim"  # where every Dockerfile copies the context's shim/
+
+# Same rule as runtimes.detect: a conservative charset, no leading '-', no '..'.
+_ENTRY = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    name: str
+    base_image_setting: str  # the ExecutorSettings field naming the base image
+    manifests: tuple[str, ...]  # copied from the project root to the context root
+    server_command: tuple[str, ...]  # argv prefix; the entry path is appended (if any)
+    handler_command: tuple[str, ...]  # argv prefix; the entry path is appended (if any)
+    entry_in_command: bool = True  # False for compiled runtimes: the binary is fixed
+
+    @property
+    def directory(self) -> Path:
+        return RUNTIMES_DIR / self.name
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.directory / "Dockerfile"
+
+    @property
+    def shim_dir(self) -> Path:
+        return self.directory / "shim"
+
+    def base_image(self, settings: ExecutorSettings) -> str:
+        value = getattr(settings, self.base_image_setting)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"setting {self.base_image_setting} must name an image")
+        return value
+
+    def command(self, contract: str, entry: str) -> list[str]:
+        """The container's argv for a `contract` project whose entry file is `entry`."""
+        entry = validated_entry(entry)
+        prefix = self.server_command if _contract(contract) == "server" else self.handler_command
+        if not self.entry_in_command:
+            return list(prefix)
+        return [*prefix, f"{APP_DIR}/{entry}"]
+
+    def buildargs(
+        self,
+        settings: ExecutorSettings,
+        contract: str,
+        entry: str,
+        labels: Mapping[str, str],
+    ) -> dict[str, str]:
+        """Build args for this runtime's Dockerfile (only those it declares)."""
+        args = {"BASE_IMAGE": self.base_image(settings)}
+        if self.name == "go":
+            args |= {
+                "VEIL_CONTRACT": _contract(contract),
+                "VEIL_PACKAGE": go_package(entry),
+                "VEIL_GOPROXY": settings.go_proxy,
+                # The build stage is labelled too (see runtimes/go/Dockerfile).
+                "VEIL_PLATFORM": labels.get("veil.platform", ""),
+                "VEIL_INSTANCE": labels.get("veil.instance", ""),
+                "VEIL_API_ID": labels.get("veil.api_id", ""),
+            }
+        return args
+
+
+RUNTIMES: dict[str, RuntimeSpec] = {
+    "python": RuntimeSpec(
+        name="python",
+        base_image_setting="python_base_image",
+        manifests=("requirements.txt",),
+        server_command=("python3",),
+        handler_command=("python3", f"{SHIM_DIR}/veil_shim.py"),
+    ),
+    "node": RuntimeSpec(
+        name="node",
+        base_image_setting="node_base_image",
+        manifests=("package.json", "package-lock.json"),
+        server_command=("node",),
+        handler_command=("node", f"{SHIM_DIR}/veil_shim.cjs"),
+    ),
+    "go": RuntimeSpec(
+        name="go",
+        base_image_setting="go_base_image",
+        manifests=("go.mod", "go.sum"),
+        server_command=(f"{APP_DIR}/server",),
+        handler_command=(f"{APP_DIR}/server",),
+        entry_in_command=False,
+    ),
+}
+
+
+def runtime_spec(runtime: str) -> RuntimeSpec:
+    try:
+        return RUNTIMES[runtime]
+    except KeyError:
+        raise ValueError(f"unknown runtime {runtime!r}") from None
+
+
+def validated_entry(entry: str) -> str:
+    """The entry path if it is a safe relative path inside the project, else ValueError."""
+    parts = entry.split("/")
+    if (
+        not _ENTRY.fullmatch(entry)
+        or entry.startswith("-")
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise ValueError(f"unsafe entry path {entry!r}")
+    return entry
+
+
+def go_package(entry: str) -> str:
+    """The package `go build` compiles for an entry file: "." or "./cmd/api"."""
+    parent = PurePosixPath(validated_entry(entry)).parent.as_posix()
+    return "." if parent == "." else f"./{parent}"
+
+
+def _contract(contract: str) -> Contract:
+    for known in CONTRACTS:
+        if contract == known:
+            return known
+    raise ValueError(f"unknown contract {contract!r}")

@@ -1,0 +1,206 @@
+"""The runtime registry: container commands, build args, and what goes into a build context."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from executor.build_context import prepare_context
+from gateway.uploads.service import SUPPORTED_RUNTIMES
+from runtimes.registry import RUNTIMES, SHIM_DIR, go_package, runtime_spec, validated_entry
+from shared.archive import ArchiveLimits
+from shared.settings import ExecutorSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def settings(**overrides: object) -> ExecutorSettings:
+    return ExecutorSettings(jwt_secret="x", service_token="y", **overrides)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("runtime", "contract", "entry", "command"),
+    [
+        ("python", "server", "main.py", ["python3", "/app/main.py"]),
+        ("python", "server", "app/server.py", ["python3", "/app/app/server.py"]),
+        (
+            "python",
+            "handler",
+            "handler.py",
+            ["python3", "/opt/veil/shim/veil_shim.py", "/app/handler.py"],
+        ),
+        ("node", "server", "index.js", ["node", "/app/index.js"]),
+        ("node", "server", "dist/server.js", ["node", "/app/dist/server.js"]),
+        (
+            "node",
+            "handler",
+            "handler.js",
+            ["node", "/opt/veil/shim/veil_shim.cjs", "/app/handler.js"],
+        ),
+        ("go", "server", "main.go", ["/app/server"]),
+        ("go", "server", "cmd/api/main.go", ["/app/server"]),
+        ("go", "handler", "handler.go", ["/app/server"]),
+    ],
+)
+def test_command_is_a_fixed_argv(
+    runtime: str, contract: str, entry: str, command: list[str]
+) -> None:
+    assert runtime_spec(runtime).command(contract, entry) == command
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "",
+        "../main.py",
+        "app/../../main.py",
+        "/etc/passwd",
+        "./main.py",
+        "app//main.py",
+        "app/",
+        "-m.py",
+        "--help",
+        "main.py; rm -rf /",
+        "$(id).py",
+        "my app.py",
+        "main.py\n",
+        "mäin.py",
+    ],
+)
+@pytest.mark.parametrize("runtime", sorted(RUNTIMES))
+def test_command_refuses_unsafe_entries(runtime: str, entry: str) -> None:
+    with pytest.raises(ValueError, match="unsafe entry"):
+        runtime_spec(runtime).command("server", entry)
+    with pytest.raises(ValueError, match="unsafe entry"):
+        runtime_spec(runtime).command("handler", entry)
+
+
+def test_unknown_contract_and_runtime_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown contract"):
+        runtime_spec("python").command("lambda", "main.py")
+    with pytest.raises(ValueError, match="unknown runtime"):
+        runtime_spec("ruby")
+    with pytest.raises(ValueError, match="unknown contract"):
+        runtime_spec("go").buildargs(settings(), "Server", "main.go", {})
+
+
+def test_validated_entry_and_go_package() -> None:
+    assert validated_entry("cmd/api/main.go") == "cmd/api/main.go"
+    assert go_package("main.go") == "."
+    assert go_package("cmd/api/main.go") == "./cmd/api"
+    with pytest.raises(ValueError, match="unsafe entry"):
+        go_package("../main.go")
+
+
+def test_buildargs_name_the_configured_base_image() -> None:
+    custom = settings(
+        python_base_image="python:3.11-slim",
+        node_base_image="node:18-bookworm-slim",
+        go_base_image="golang:1.22-bookworm",
+        go_proxy="https://proxy.golang.org,direct",
+    )
+    labels = {"veil.platform": "veil", "veil.instance": "i1", "veil.api_id": "a1", "x": "y"}
+    assert runtime_spec("python").buildargs(custom, "server", "main.py", labels) == {
+        "BASE_IMAGE": "python:3.11-slim"
+    }
+    assert runtime_spec("node").buildargs(custom, "handler", "handler.js", labels) == {
+        "BASE_IMAGE": "node:18-bookworm-slim"
+    }
+    assert runtime_spec("go").buildargs(custom, "server", "cmd/api/main.go", labels) == {
+        "BASE_IMAGE": "golang:1.22-bookworm",
+        "VEIL_CONTRACT": "server",
+        "VEIL_PACKAGE": "./cmd/api",
+        "VEIL_GOPROXY": "https://proxy.golang.org,direct",
+        "VEIL_PLATFORM": "veil",
+        "VEIL_INSTANCE": "i1",
+        "VEIL_API_ID": "a1",
+    }
+    assert settings().go_proxy == "off"
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_each_runtime_is_complete_and_consistent(name: str) -> None:
+    spec = RUNTIMES[name]
+    assert spec.name == name
+    dockerfile = spec.dockerfile.read_text()
+    # Every argument the Dockerfile is given is declared by it (no "not consumed" noise).
+    for arg in spec.buildargs(settings(), "server", "main.x", {}):
+        assert re.search(rf"^ARG {arg}\b", dockerfile, re.MULTILINE), arg
+    # The shim is copied where the handler command expects it, and the command's
+    # shim file exists in runtimes/<name>/shim.
+    assert f"COPY shim/ {SHIM_DIR}/" in dockerfile
+    for part in spec.command("handler", "handler.x"):
+        if part.startswith(SHIM_DIR + "/"):
+            assert (spec.shim_dir / part.removeprefix(SHIM_DIR + "/")).is_file()
+    for manifest in spec.manifests:
+        assert manifest in dockerfile
+    # The base image setting exists, and its default is what base_images.sh builds.
+    field = ExecutorSettings.model_fields[spec.base_image_setting]
+    env = f"VEIL_{spec.base_image_setting.upper()}"
+    script = (REPO / "runtimes" / "base_images.sh").read_text()
+    assert f'"${{{env}:-{field.default}}}"' in script
+    assert f"ARG BASE_IMAGE={field.default}\n" in dockerfile
+
+
+def test_the_gateway_accepts_every_runtime_the_executor_builds() -> None:
+    assert set(SUPPORTED_RUNTIMES) == set(RUNTIMES)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("runtime", "files", "manifests"),
+    [
+        ("python", {"main.py": b"", "requirements.txt": b"six\n"}, {"requirements.txt": b"six\n"}),
+        ("python", {"handler.py": b""}, {"requirements.txt": b""}),
+        (
+            "node",
+            {"index.js": b"", "package.json": b"{}", "package-lock.json": b"{ }"},
+            {"package.json": b"{}", "package-lock.json": b"{ }"},
+        ),
+        ("node", {"handler.js": b""}, {"package.json": b"", "package-lock.json": b""}),
+        ("go", {"main.go": b"", "go.mod": b"module x\n"}, {"go.mod": b"module x\n", "go.sum": b""}),
+    ],
+)
+def test_prepare_context_copies_manifests_and_the_shim(
+    tmp_path: Path, runtime: str, files: dict[str, bytes], manifests: dict[str, bytes]
+) -> None:
+    # The user's files named like Veil's context entries stay inside src/.
+    hostile = {"Dockerfile": b"FROM evil", "shim/veil_shim.py": b"evil", "build-ca.crt": b"evil"}
+    upload = tmp_path / "app.zip"
+    upload.write_bytes(_zip(files | hostile))
+    context = tmp_path / "context"
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    prepare_context(context, upload, "app.zip", runtime, ca, ArchiveLimits())
+
+    spec = runtime_spec(runtime)
+    for name, content in manifests.items():
+        assert (context / name).read_bytes() == content
+    assert (context / "Dockerfile").read_bytes() == spec.dockerfile.read_bytes()
+    assert (context / "build-ca.crt").read_bytes() == ca.read_bytes()
+    assert (context / "src" / "Dockerfile").read_bytes() == b"FROM evil"
+    shim_files = sorted(
+        p.relative_to(spec.shim_dir).as_posix()
+        for p in spec.shim_dir.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    assert shim_files
+    copied = sorted(
+        p.relative_to(context / "shim").as_posix()
+        for p in (context / "shim").rglob("*")
+        if p.is_file()
+    )
+    assert copied == shim_files
+    for name in shim_files:
+        assert (context / "shim" / name).read_bytes() == (spec.shim_dir / name).read_bytes()
