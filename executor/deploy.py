@@ -245,9 +245,10 @@ class Deployer:
             command=runtime_spec(version.runtime).command(version.contract, version.entry),
             labels=labels_for(s, api, deployment),
             network=s.function_network,
-            env={"PORT": str(s.container_port)},
-            memory_mb=s.memory_limit_mb,
-            cpus=s.cpu_limit,
+            # The API's own variables first: the platform's PORT always wins.
+            env={**(api.env or {}), "PORT": str(s.container_port)},
+            memory_mb=api.memory_mb or s.memory_limit_mb,
+            cpus=api.cpus or s.cpu_limit,
             pids_limit=s.pids_limit,
             nofile=s.nofile_limit,
             tmpfs_mb=s.tmpfs_size_mb,

@@ -42,6 +42,10 @@ class GatewaySettings(CommonSettings):
     max_archive_bytes: int = 200 * 1024 * 1024
     build_queue: str = "veil-builds"
     public_gateway_url: str = "http://localhost:8000"
+    # Admin-set ceilings for what a developer may ask for per API.
+    max_memory_limit_mb: int = 1024
+    max_cpu_limit: float = 2.0
+    max_timeout_seconds: float = 300.0
 
 
 class DataPlaneSettings(CommonSettings):

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
 from gateway.apis import repository, service
-from gateway.apis.schemas import ApiCreate, ApiList, ApiOut, ApiUpdate
+from gateway.apis.schemas import (
+    ApiCreate,
+    ApiList,
+    ApiOut,
+    ApiUpdate,
+    RuntimeSettings,
+    RuntimeSettingsOut,
+)
 from gateway.build_queue import TEARDOWN_JOB
 from gateway.deps import Developer, Session, State
 from gateway.uploads.receiver import receive_upload
@@ -68,6 +75,24 @@ async def delete_api(api_id: str, user: Developer, session: Session, state: Stat
     await state.builds.enqueue(TEARDOWN_JOB, api.id)
     await session.delete(api)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{api_id}/settings")
+async def get_settings(
+    api_id: str, user: Developer, session: Session, state: State
+) -> RuntimeSettingsOut:
+    api = await service.get_owned_or_404(session, api_id, user)
+    return service.runtime_settings_out(api, state.settings)
+
+
+@router.put("/{api_id}/settings")
+async def put_settings(
+    api_id: str, body: RuntimeSettings, user: Developer, session: Session, state: State
+) -> RuntimeSettingsOut:
+    """Memory, CPU, request timeout and environment; used from the next deploy."""
+    api = await service.get_owned_or_404(session, api_id, user)
+    service.set_runtime_settings(api, body, state.settings)
+    return service.runtime_settings_out(api, state.settings)
 
 
 @router.post("/{api_id}/upload", status_code=status.HTTP_201_CREATED)

@@ -40,3 +40,19 @@ class ApiOut(BaseModel):
 
 class ApiList(BaseModel):
     items: list[ApiOut]
+
+
+class RuntimeSettings(BaseModel):
+    """Per-API container settings; null means the platform default. Applied at the next
+    deploy (the data-plane timeout at once). Values above the admin-set maximums are 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int | None = Field(default=None, ge=32)
+    cpus: float | None = Field(default=None, ge=0.05)
+    timeout_seconds: float | None = Field(default=None, ge=1)
+    env: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+
+class RuntimeSettingsOut(RuntimeSettings):
+    maximums: dict[str, float]

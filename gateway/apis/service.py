@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.apis import repository, slugs
-from gateway.apis.schemas import ApiCreate, ApiOut, ApiUpdate
+from gateway.apis.schemas import (
+    ApiCreate,
+    ApiOut,
+    ApiUpdate,
+    RuntimeSettings,
+    RuntimeSettingsOut,
+)
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.models import Api, User
+from shared.settings import GatewaySettings
 
 
 def public_url(api: Api, public_gateway_url: str) -> str:
@@ -77,3 +86,54 @@ async def update(session: AsyncSession, api: Api, body: ApiUpdate) -> Api:
         setattr(api, field, value.strip() if field == "name" else value)
     await session.flush()
     return api
+
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_ENV_VALUE_BYTES = 4096
+# Set by the platform inside every container; an API may not override them.
+RESERVED_ENV = frozenset({"PORT", "HOME", "PATH"})
+
+
+def maximums(settings: GatewaySettings) -> dict[str, float]:
+    return {
+        "memory_mb": settings.max_memory_limit_mb,
+        "cpus": settings.max_cpu_limit,
+        "timeout_seconds": settings.max_timeout_seconds,
+    }
+
+
+def runtime_settings_out(api: Api, settings: GatewaySettings) -> RuntimeSettingsOut:
+    return RuntimeSettingsOut(
+        memory_mb=api.memory_mb,
+        cpus=api.cpus,
+        timeout_seconds=api.timeout_seconds,
+        env=dict(api.env or {}),
+        maximums=maximums(settings),
+    )
+
+
+def set_runtime_settings(api: Api, body: RuntimeSettings, settings: GatewaySettings) -> None:
+    for field, ceiling in maximums(settings).items():
+        value = getattr(body, field)
+        if value is not None and value > ceiling:
+            raise Unprocessable(
+                f"'{field}' is {value:g}; the most this platform allows is {ceiling:g}.",
+                code="limit_exceeds_maximum",
+                details={"field": field, "maximum": ceiling},
+            )
+    for name, value in body.env.items():
+        if not ENV_NAME.match(name) or name.upper().startswith("VEIL_"):
+            raise Unprocessable(
+                f"'{name}' is not a valid variable name (letters, digits, _; not VEIL_*).",
+                code="invalid_env",
+            )
+        if name.upper() in RESERVED_ENV:
+            raise Unprocessable(f"'{name}' is set by the platform.", code="invalid_env")
+        if len(value.encode()) > MAX_ENV_VALUE_BYTES or "\0" in value:
+            raise Unprocessable(
+                f"The value of '{name}' is too long or has a NUL byte.", code="invalid_env"
+            )
+    api.memory_mb = body.memory_mb
+    api.cpus = body.cpus
+    api.timeout_seconds = body.timeout_seconds
+    api.env = dict(body.env)

@@ -117,7 +117,13 @@ class DataPlane:
                     headers={"Retry-After": "5"},
                 )
             result = await forward(
-                self.client, route.endpoint, scope, receive, send, request_id, self._timeout
+                self.client,
+                route.endpoint,
+                scope,
+                receive,
+                send,
+                request_id,
+                route.timeout_seconds or self._timeout,
             )
         except VeilError as exc:
             await _send_error(send, exc, request_id)

@@ -28,6 +28,7 @@ class Route:
     owner_id: str
     deployment_id: str | None
     endpoint: str | None  # None: the API has no running container
+    timeout_seconds: float | None = None  # the API's own; None: the platform default
 
 
 class RouteTable:
@@ -48,14 +49,21 @@ class RouteTable:
     async def _load(self, slug: str) -> Route | None:
         async with self._sessions() as session:
             result = await session.execute(
-                select(Api.id, Api.owner_id, Deployment.id, Deployment.endpoint, Deployment.status)
+                select(
+                    Api.id,
+                    Api.owner_id,
+                    Deployment.id,
+                    Deployment.endpoint,
+                    Deployment.status,
+                    Api.timeout_seconds,
+                )
                 .outerjoin(Deployment, Deployment.id == Api.active_deployment_id)
                 .where(Api.slug == slug)
             )
             row = result.first()
         if row is None:
             return None
-        api_id, owner_id, deployment_id, endpoint, status = row
+        api_id, owner_id, deployment_id, endpoint, status, timeout_seconds = row
         running = status == "running" and endpoint is not None
         return Route(
             api_id=api_id,
@@ -63,6 +71,7 @@ class RouteTable:
             owner_id=owner_id,
             deployment_id=deployment_id if running else None,
             endpoint=endpoint if running else None,
+            timeout_seconds=timeout_seconds,
         )
 
     def invalidate(self, slug: str | None = None) -> None:

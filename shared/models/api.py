@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, IdMixin, TimestampMixin
@@ -17,6 +26,12 @@ class Api(IdMixin, TimestampMixin, Base):
     # The deployment the data plane routes to; switched in one UPDATE so that
     # a redeploy moves traffic atomically.
     active_deployment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Per-API runtime settings; None means the platform default. Used from the
+    # next deploy; bounded by admin-set maximums at the gateway.
+    memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpus: Mapped[float | None] = mapped_column(Float, nullable=True)
+    timeout_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class ApiVersion(IdMixin, TimestampMixin, Base):

@@ -179,3 +179,33 @@ async def test_idempotent_deploy_and_rollback(
         (first.json()["deployment_id"],),
         (rollback.json()["deployment_id"],),
     ]
+
+
+async def test_runtime_settings_are_bounded_by_admin_maximums(
+    gateway: httpx.AsyncClient, gateway_settings: GatewaySettings
+) -> None:
+    alice = await signup(gateway)
+    bob = await signup(gateway)
+    api = await create_api(gateway, alice)
+    url = f"/api/v1/apis/{api['id']}/settings"
+    defaults = (await gateway.get(url, headers=alice)).json()
+    assert defaults["memory_mb"] is None
+    assert defaults["env"] == {}
+    assert defaults["maximums"]["memory_mb"] == gateway_settings.max_memory_limit_mb
+
+    wanted = {"memory_mb": 512, "cpus": 1.0, "timeout_seconds": 10, "env": {"GREETING": "hi"}}
+    saved = await gateway.put(url, json=wanted, headers=alice)
+    assert saved.status_code == 200, saved.text
+    assert (await gateway.get(url, headers=alice)).json()["env"] == {"GREETING": "hi"}
+
+    too_much = {**wanted, "memory_mb": gateway_settings.max_memory_limit_mb + 1}
+    error = assert_error(await gateway.put(url, json=too_much, headers=alice), 422)
+    assert error["code"] == "limit_exceeds_maximum"
+    assert error["details"]["field"] == "memory_mb"
+    for env in ({"PORT": "1"}, {"VEIL_JWT_SECRET": "x"}, {"bad name": "x"}):
+        response = await gateway.put(url, json={"env": env}, headers=alice)
+        assert_error(response, 422, "invalid_env")
+    assert_error(await gateway.put(url, json={"memory_mb": 1}, headers=alice), 422)
+    assert_error(await gateway.put(url, json=wanted, headers=bob), 404, "api_not_found")
+    # Refused updates changed nothing.
+    assert (await gateway.get(url, headers=alice)).json()["memory_mb"] == 512

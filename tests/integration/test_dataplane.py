@@ -219,3 +219,17 @@ async def test_events_spool_while_redis_is_down(world: dict[str, Any]) -> None:
         await asyncio.sleep(0.1)
     events = await _events(world["redis"], world["settings"].events_stream)
     assert [json.dumps(e.path) for e in events] == [json.dumps("/echo/a")]
+
+
+async def test_per_api_timeout_applies(world: dict[str, Any]) -> None:
+    async with world["sessions"]() as session:
+        await session.execute(update(Api).where(Api.id == "api-1").values(timeout_seconds=0.3))
+        await session.commit()
+    await world["redis"].publish("veil:routes", "echo")
+    for _ in range(50):
+        response = await world["client"].get("/echo/slow", headers=world["owner"])
+        if "0.3 s" in response.text:
+            break
+        await asyncio.sleep(0.02)
+    error = assert_error(response, 504, "upstream_timeout")
+    assert "0.3 s" in error["message"]

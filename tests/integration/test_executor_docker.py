@@ -330,3 +330,26 @@ async def test_rollback_reuses_kept_images_and_old_ones_are_pruned(
     assert "Reusing" not in (log.parent / f"{to_one['deployment_id']}.log").read_text()
     # The newest two versions plus the one now serving.
     assert kept() == ["1", "2", "3"]
+
+
+async def test_per_api_settings_reach_the_container(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    redis: Redis,
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    settings = {"memory_mb": 128, "cpus": 0.25, "env": {"GREETING": "hi"}}
+    put = await gateway.put(f"/api/v1/apis/{api['id']}/settings", json=settings, headers=alice)
+    assert put.status_code == 200
+    status = await deploy_and_wait(
+        gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP})
+    )
+    container = docker_client.containers.get(f"veil-{status['deployment_id']}")
+    host = container.attrs["HostConfig"]
+    assert host["Memory"] == host["MemorySwap"] == 128 * 1024 * 1024
+    assert host["NanoCpus"] == 250_000_000
+    env = container.attrs["Config"]["Env"]
+    assert "GREETING=hi" in env
+    assert "PORT=8080" in env
