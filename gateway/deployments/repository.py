@@ -55,3 +55,15 @@ async def get_with_version(
     )
     row = result.first()
     return None if row is None else (row[0], row[1])
+
+
+async def last_stopped(session: AsyncSession, api_id: str) -> tuple[Deployment, ApiVersion] | None:
+    result = await session.execute(
+        select(Deployment, ApiVersion)
+        .join(ApiVersion, ApiVersion.id == Deployment.version_id)
+        .where(Deployment.api_id == api_id, Deployment.status.in_(("stopped", "crash-looping")))
+        .order_by(Deployment.created_at.desc())
+        .limit(1)
+    )
+    row = result.first()
+    return None if row is None else (row[0], row[1])

@@ -118,6 +118,13 @@ async def logs(
     )
 
 
+@router.post("/{api_id}/start", status_code=status.HTTP_202_ACCEPTED)
+async def start(api_id: str, user: Developer, session: Session, state: State) -> DeployOut:
+    """Start a stopped (or crash-looping) API again with the version it last ran."""
+    api = await get_owned_or_404(session, api_id, user)
+    return await service.start(session, state.builds, api, user)
+
+
 @router.post("/{api_id}/restart")
 async def restart(api_id: str, user: Developer, session: Session, state: State) -> Any:
     """Restart the running container in place and wait until it answers again."""

@@ -67,6 +67,16 @@ async def deploy(
     return DeployOut(deployment_id=deployment.id, status=deployment.status, version=version.number)
 
 
+async def start(session: AsyncSession, builds: BuildQueue, api: Api, user: User) -> DeployOut:
+    """Start a stopped API again: the version it last ran, from its kept image."""
+    if api.active_deployment_id is not None:
+        raise Conflict("This API is already serving.", code="already_running")
+    last = await repository.last_stopped(session, api.id)
+    if last is None:
+        raise Conflict("This API has not run before: deploy it.", code="never_ran")
+    return await deploy(session, builds, api, user, last[1].number)
+
+
 def deployment_out(deployment: Deployment, version: ApiVersion) -> DeploymentOut:
     return DeploymentOut(
         id=deployment.id,

@@ -139,5 +139,20 @@ def test_upload_deploy_call_and_see_it_counted(platform: Platform) -> None:
             after = plane.get(f"/{slug}/greet", headers=auth)
         assert after.status_code == 503, after.text
 
+        # The owner starts it again: the version it last ran, from the kept image.
+        started_again = api.post(f"/api/v1/apis/{api_id}/start", headers=auth)
+        assert started_again.status_code == 202, started_again.text
+        assert started_again.json()["version"] == 1
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if api.get(f"/api/v1/apis/{api_id}/status", headers=auth).json()["status"] == "running":
+                break
+            time.sleep(0.2)
+        with httpx.Client(base_url=platform.dataplane, timeout=10) as plane:
+            assert plane.get(f"/{slug}/back", headers=auth).status_code == 200
+        again = api.post(f"/api/v1/apis/{api_id}/start", headers=auth)
+        assert again.status_code == 409
+        assert again.json()["error"]["code"] == "already_running"
+
     # Ctrl-C stops everything the launcher started.
     assert stop(platform.process) == 0

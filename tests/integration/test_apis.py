@@ -85,6 +85,8 @@ async def test_deploy_without_version_is_409(gateway: httpx.AsyncClient) -> None
     api = await create_api(gateway, alice)
     response = await gateway.post(f"/api/v1/apis/{api['id']}/deploy", headers=alice)
     assert_error(response, 409, "no_version")
+    never = await gateway.post(f"/api/v1/apis/{api['id']}/start", headers=alice)
+    assert_error(never, 409, "never_ran")
     status = await gateway.get(f"/api/v1/apis/{api['id']}/status", headers=alice)
     assert status.json()["status"] == "not_deployed"
 
