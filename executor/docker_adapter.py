@@ -7,9 +7,12 @@ through one `create_api_error_from_http_exception`).
 
 from __future__ import annotations
 
+import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,6 @@ import docker
 import docker.errors
 from docker.types import LogConfig, Ulimit
 from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import ReadTimeout
 
 from shared.errors import NotFound, ServiceUnavailable, VeilError
 
@@ -108,6 +110,50 @@ def _translated(action: str) -> Iterator[None]:
         raise DockerUnavailable(f"{action}: the Docker Engine is not available ({exc}).") from exc
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_STEP_CONTAINER = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
+
+
+class _BuildWatch:
+    """Holds the build's streaming HTTP response so that a timer can cut it.
+
+    docker-py's build() hides its response, so a requests response hook (a public
+    requests API) remembers it, per thread. Shutting the socket down wakes the
+    reader at once, and the engine cancels a build whose client went away.
+    """
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self._thread = threading.get_ident()
+        self._response: Any = None
+        self._lock = threading.Lock()
+        self.was_cut = False
+        api.hooks["response"].append(self._remember)
+
+    def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        if threading.get_ident() == self._thread and "/build" in response.request.path_url:
+            with self._lock:
+                self._response = response
+
+    def cut(self) -> None:
+        with self._lock:
+            response = self._response
+            self.was_cut = True
+        raw = getattr(response, "raw", None)
+        connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def release(self) -> None:
+        """Unhook and close the response (its socket too, however the build ended)."""
+        with suppress(ValueError):
+            self._api.hooks["response"].remove(self._remember)
+        if self._response is not None:
+            self._response.close()
+
+
 class DockerAdapter:
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
@@ -148,10 +194,16 @@ class DockerAdapter:
         timeout_seconds: float,
         on_log: Callable[[str], None],
     ) -> str:
-        """Build and return the image id; stream each output line to `on_log`."""
-        deadline = time.monotonic() + timeout_seconds
+        """Build and return the image id; stream each output line to `on_log`.
+
+        At `timeout_seconds` the build's connection is cut (silent steps included):
+        the engine then kills the step's container, so nothing keeps running.
+        """
         memory = memory_mb * 1024 * 1024
         image_id: str | None = None
+        step_containers: list[str] = []  # for telling an OOM kill from other failures
+        since = int(time.time())
+        watch = _BuildWatch(self._client.api)
         with _translated("build image"):
             stream = self._client.api.build(
                 path=str(context_dir),
@@ -163,36 +215,70 @@ class DockerAdapter:
                 pull=False,
                 decode=True,
                 container_limits={"memory": memory, "memswap": memory},
+                timeout=None,  # the watch enforces the limit; steps may be silent for long
             )
+            timer = threading.Timer(timeout_seconds, watch.cut)
+            timer.daemon = True
+            timer.start()
             try:
                 for chunk in stream:
-                    if time.monotonic() > deadline:
-                        raise BuildFailed(
-                            f"The build took longer than {timeout_seconds:g} s and was stopped.",
-                            code="build_timeout",
-                        )
                     if "stream" in chunk:
-                        for line in str(chunk["stream"]).splitlines():
+                        for line in _ANSI.sub("", str(chunk["stream"])).splitlines():
                             if line.strip():
                                 on_log(line)
+                            if match := _STEP_CONTAINER.match(line):
+                                step_containers.append(match.group(1))
                     if "aux" in chunk and isinstance(chunk["aux"], dict):
                         image_id = chunk["aux"].get("ID", image_id)
                     if "error" in chunk:
                         message = str(chunk["error"]).strip()
                         on_log(message)
+                        if self._oom_killed(step_containers, since):
+                            raise BuildFailed(
+                                f"The build ran out of memory (limit {memory_mb} MB) and was"
+                                f" killed: {message}",
+                                code="build_out_of_memory",
+                            )
                         raise BuildFailed(f"The build failed: {message}")
-            except ReadTimeout as exc:
-                raise BuildFailed(
-                    "The build produced no output for too long and was stopped.",
-                    code="build_timeout",
-                ) from exc
+            except Exception as exc:
+                if watch.was_cut:
+                    raise BuildFailed(
+                        f"The build took longer than {timeout_seconds:g} s and was stopped.",
+                        code="build_timeout",
+                    ) from exc
+                raise
             finally:
+                timer.cancel()
+                watch.release()
                 close = getattr(stream, "close", None)
                 if close is not None:
                     close()
+            if watch.was_cut:
+                raise BuildFailed(
+                    f"The build took longer than {timeout_seconds:g} s and was stopped.",
+                    code="build_timeout",
+                )
             if image_id is None:
                 image_id = self._client.images.get(tag).id
         return image_id
+
+    def _oom_killed(self, step_containers: list[str], since: int) -> bool:
+        """Did the kernel OOM-kill a process in one of this build's step containers?
+
+        A killed child often surfaces as the parent's exit 1 (npm, pip), so the exit
+        code cannot tell; the engine's `oom` events can.
+        """
+        if not step_containers:
+            return False
+        with _translated("read engine events"):
+            events = self._client.api.events(
+                since=since, until=int(time.time()) + 1, filters={"event": "oom"}, decode=True
+            )
+            try:
+                ids = [str(event.get("id", "")) for event in events]
+            finally:
+                events.close()
+        return any(i.startswith(step) for i in ids for step in step_containers)
 
     def run(self, spec: ContainerSpec) -> str:
         """Start a container with the platform's baseline restrictions (DESIGN.md §5)."""

@@ -1,0 +1,95 @@
+"""Runaway builds: a build past its time or memory limit fails with a clear status.
+
+The user code that runs at build time here is an npm `install` script (root
+package lifecycle scripts run on `npm install`), the same door a hostile
+dependency would use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import docker
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from executor.deploy import Deployer
+from tests.integration.conftest import create_api, deploy_and_wait, signup, zip_bytes
+
+pytestmark = pytest.mark.docker
+
+SERVER = b"require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n"
+
+
+def node_app(install_script: str) -> bytes:
+    package = {"name": "runaway", "version": "1.0.0", "scripts": {"install": install_script}}
+    return zip_bytes({"package.json": json.dumps(package).encode(), "index.js": SERVER})
+
+
+def limited(deployer: Deployer, **limits: float) -> Deployer:
+    settings = deployer.settings.model_copy(update=limits)
+    return Deployer(settings, deployer.sessions, deployer.docker, deployer.redis)
+
+
+def build_containers(client: docker.DockerClient) -> list[str]:
+    """Containers still running a build step of ours (their command mentions veil-build)."""
+    out = []
+    for container in client.containers.list(all=True):
+        command = " ".join(container.attrs["Config"].get("Cmd") or [])
+        if "/tmp/veil-build" in command:
+            out.append(container.name)
+    return out
+
+
+async def test_silent_endless_build_is_stopped_at_its_time_limit(
+    gateway: httpx.AsyncClient,
+    deployer: Deployer,
+    docker_client: docker.DockerClient,
+    redis: Redis,
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    runaway = limited(deployer, build_timeout_seconds=8)
+    started = time.monotonic()
+    status = await deploy_and_wait(
+        gateway, runaway, alice, api["id"], node_app("node -e 'setInterval(() => {}, 1000)'")
+    )
+    elapsed = time.monotonic() - started
+    assert status["status"] == "failed", status
+    assert "took longer than 8 s" in status["error"], status
+    assert elapsed < 30, elapsed  # stopped at the limit, not at some socket timeout
+    # The engine cancels the step when the client goes: nothing keeps running.
+    for _ in range(50):
+        if not build_containers(docker_client):
+            break
+        await asyncio.sleep(0.2)
+    assert build_containers(docker_client) == []
+
+
+async def test_build_past_its_memory_limit_is_reported_as_out_of_memory(
+    gateway: httpx.AsyncClient, deployer: Deployer, redis: Redis
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    greedy = limited(deployer, build_memory_limit_mb=96)
+    hog = "node -e 'const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1))'"
+    status = await deploy_and_wait(gateway, greedy, alice, api["id"], node_app(hog))
+    assert status["status"] == "failed", status
+    assert "ran out of memory (limit 96 MB)" in status["error"], status
+    assert status["log_tail"]
+
+
+async def test_build_output_keeps_no_terminal_colour_codes(
+    gateway: httpx.AsyncClient, deployer: Deployer, redis: Redis
+) -> None:
+    alice = await signup(gateway)
+    api = await create_api(gateway, alice)
+    noisy = "node -e 'console.error(\"to stderr\"); process.exit(3)'"
+    status = await deploy_and_wait(gateway, deployer, alice, api["id"], node_app(noisy))
+    assert status["status"] == "failed", status
+    assert "ran out of memory" not in status["error"]
+    assert "to stderr" in status["log_tail"]
+    assert "\x1b[" not in status["log_tail"]
