@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from redis import Redis
@@ -28,6 +28,7 @@ from executor.readiness import wait_until_ready
 from runtimes.registry import runtime_spec
 from shared.archive import ArchiveLimits
 from shared.blobs import BlobStore
+from shared.crypto import SecretBox
 from shared.errors import VeilError
 from shared.events import ROUTES_CHANNEL
 from shared.models import Api, ApiVersion, Deployment
@@ -142,7 +143,9 @@ class Deployer:
         self.feed.status("starting")
         log.info("deployment %s built in %.2f s", deployment.id, time.monotonic() - started)
 
-        container_id = self.start_container(deployment, version, api)
+        # Read at start, not at load: a secret set during the build is in.
+        sealed = await repository.api_secrets(session, api.id)
+        container_id = self.start_container(deployment, version, api, sealed)
         deployment.container_id = container_id
         deployment.container_name = container_name(deployment)
         await session.commit()
@@ -190,11 +193,21 @@ class Deployer:
             raise DeployFailed(f"start failed: {not_ready.reason}", tail)
         return f"http://{host}:{port}"
 
-    def start_container(self, deployment: Deployment, version: ApiVersion, api: Api) -> str:
-        """Run the deployment's image under its deterministic name; return the container id."""
+    def start_container(
+        self,
+        deployment: Deployment,
+        version: ApiVersion,
+        api: Api,
+        sealed_secrets: Mapping[str, str],
+    ) -> str:
+        """Run the deployment's image under its deterministic name; return the container id.
+
+        `sealed_secrets` is the API's secrets as name → ciphertext
+        (`repository.api_secrets`); they are decrypted only into the container spec.
+        """
         name = container_name(deployment)
         self.docker.remove_container(name, stop_timeout=1)  # a retried job's leftover
-        return self.docker.run(self._container_spec(deployment, version, api, name))
+        return self.docker.run(self._container_spec(deployment, version, api, name, sealed_secrets))
 
     def _build(
         self,
@@ -236,17 +249,27 @@ class Deployer:
             shutil.rmtree(context_dir, ignore_errors=True)
 
     def _container_spec(
-        self, deployment: Deployment, version: ApiVersion, api: Api, name: str
+        self,
+        deployment: Deployment,
+        version: ApiVersion,
+        api: Api,
+        name: str,
+        sealed_secrets: Mapping[str, str],
     ) -> ContainerSpec:
         s = self.settings
+        # A value that does not decrypt fails the start (SecretDecryptionError names
+        # the secret, never a value) rather than run the API without it.
+        box = SecretBox(s.secrets_key.get_secret_value())
+        secrets = {n: box.decrypt(api.id, n, blob) for n, blob in sealed_secrets.items()}
         return ContainerSpec(
             image=deployment.image_id or image_tag(api, version),
             name=name,
             command=runtime_spec(version.runtime).command(version.contract, version.entry),
             labels=labels_for(s, api, deployment),
             network=s.function_network,
-            # The API's own variables first: the platform's PORT always wins.
-            env={**(api.env or {}), "PORT": str(s.container_port)},
+            # The API's own variables, then its secrets (a secret wins over a plain
+            # variable of the same name); the platform's PORT always wins.
+            env={**(api.env or {}), **secrets, "PORT": str(s.container_port)},
             memory_mb=api.memory_mb or s.memory_limit_mb,
             cpus=api.cpus or s.cpu_limit,
             pids_limit=s.pids_limit,

@@ -43,7 +43,7 @@ class ContainerSpec:
     command: list[str]
     labels: dict[str, str]
     network: str
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # holds decrypted secrets
     user: str = "10001:10001"
     memory_mb: int = 256
     cpus: float = 0.5

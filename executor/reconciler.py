@@ -141,9 +141,10 @@ class Reconciler:
             return
         deployment.restart_count += 1
         deployment.last_restart_at = utcnow()
+        sealed = await repository.api_secrets(session, api.id)
         try:
             container_id = await asyncio.to_thread(
-                self._restart, deployment, version, api, container
+                self._restart, deployment, version, api, container, sealed
             )
             endpoint = await asyncio.to_thread(self.deployer.await_ready, container_id)
         except (DeployFailed, VeilError) as exc:
@@ -162,11 +163,13 @@ class Reconciler:
         version: ApiVersion,
         api: Api,
         container: ManagedContainer | None,
+        sealed_secrets: dict[str, str],
     ) -> str:
         if container is not None:
+            # The stopped container keeps the environment it was created with.
             self.docker.start_existing(container.id)
             return container.id
-        return self.deployer.start_container(deployment, version, api)
+        return self.deployer.start_container(deployment, version, api, sealed_secrets)
 
     def _publish(self, slug: str) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import Api, ApiVersion, Deployment
+from shared.models import Api, ApiSecret, ApiVersion, Deployment
 from shared.models.base import utcnow
 from shared.models.deployment import IN_PROGRESS_STATUSES
 
@@ -21,6 +21,14 @@ async def load_deployment(
     )
     row = result.first()
     return None if row is None else (row[0], row[1], row[2])
+
+
+async def api_secrets(session: AsyncSession, api_id: str) -> dict[str, str]:
+    """The API's secrets as name → ciphertext; `shared.crypto` opens them at container start."""
+    result = await session.execute(
+        select(ApiSecret.name, ApiSecret.ciphertext).where(ApiSecret.api_id == api_id)
+    )
+    return {name: ciphertext for name, ciphertext in result.all()}
 
 
 async def active_deployment(session: AsyncSession, api_id: str) -> Deployment | None:

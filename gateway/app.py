@@ -14,6 +14,7 @@ from gateway.apis.router import router as apis_router
 from gateway.auth.router import router as auth_router
 from gateway.build_queue import BuildQueue
 from gateway.deployments.router import router as deployments_router
+from gateway.secrets.router import router as secrets_router
 from gateway.state import GatewayState
 from gateway.stats.router import router as stats_router
 from shared.blobs import BlobStore
@@ -53,6 +54,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan,
         description="Control plane: accounts, APIs, uploads, deployments, stats.",
     )
-    for router in (auth_router, apis_router, deployments_router, stats_router, admin_router):
+    for router in (
+        auth_router,
+        apis_router,
+        secrets_router,
+        deployments_router,
+        stats_router,
+        admin_router,
+    ):
         app.include_router(router)
     return app

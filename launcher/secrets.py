@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-SECRET_NAMES = ("VEIL_JWT_SECRET", "VEIL_SERVICE_TOKEN")
+SECRET_NAMES = ("VEIL_JWT_SECRET", "VEIL_SERVICE_TOKEN", "VEIL_SECRETS_KEY")
 
 
 def load_or_create_secrets(path: Path, env: dict[str, str]) -> dict[str, str]:

@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VEIL_", extra="ignore")
+    # hide_input_in_errors: a validation error must not print the secrets below.
+    model_config = SettingsConfigDict(env_prefix="VEIL_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path("data")
     database_url: str = ""  # empty → SQLite file under data_dir
@@ -22,6 +23,8 @@ class CommonSettings(BaseSettings):
     # data/secrets.env so that a forgotten setting never means a known key.
     jwt_secret: SecretStr
     service_token: SecretStr
+    # Encrypts per-API secrets at rest (shared/crypto.py); losing it loses them.
+    secrets_key: SecretStr = Field(min_length=16)
     executor_url: str = "http://127.0.0.1:8081"
     analytics_url: str = "http://127.0.0.1:8082"
     log_level: str = "INFO"
@@ -46,11 +49,15 @@ class GatewaySettings(CommonSettings):
     max_memory_limit_mb: int = 1024
     max_cpu_limit: float = 2.0
     max_timeout_seconds: float = 300.0
+    max_concurrency_limit: int = 1000
 
 
 class DataPlaneSettings(CommonSettings):
     upstream_timeout_seconds: float = 30.0
     route_cache_ttl_seconds: float = 5.0
+    # Worker processes serving the data plane; per-API concurrency limits are
+    # shared out between them (each admits ceil(limit / workers) at once).
+    dataplane_workers: int = 1
     events_stream: str = "veil:executions"
     events_stream_maxlen: int = 1_000_000
 

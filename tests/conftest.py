@@ -75,11 +75,13 @@ def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> Any:
     """Build any service's settings pointing at this test's database, Redis and data dir."""
     jwt_secret = secrets.token_urlsafe(32)
     service_token = secrets.token_urlsafe(32)
+    secrets_key = secrets.token_urlsafe(32)
 
     def make(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         values: dict[str, Any] = {
             "jwt_secret": jwt_secret,
             "service_token": service_token,
+            "secrets_key": secrets_key,
             "data_dir": tmp_path / "data",
             "database_url": database_url,
             "redis_url": redis_url,

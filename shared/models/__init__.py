@@ -5,10 +5,12 @@ from shared.models.audit import AuditEntry
 from shared.models.base import Base
 from shared.models.deployment import Deployment
 from shared.models.execution import Execution
+from shared.models.secret import ApiSecret
 from shared.models.user import RefreshToken, User
 
 __all__ = [
     "Api",
+    "ApiSecret",
     "ApiVersion",
     "AuditEntry",
     "Base",

@@ -100,7 +100,8 @@ def _forge(secret: str, algorithm: str = "HS256", **claims: object) -> str:
         "typ": "access",
     }
     payload.update(claims)
-    return jwt.encode(payload, secret if algorithm != "none" else None, algorithm=algorithm)
+    # alg "none" takes an empty key (None is refused by its type once cryptography is in).
+    return jwt.encode(payload, secret if algorithm != "none" else "", algorithm=algorithm)
 
 
 @pytest.mark.parametrize(

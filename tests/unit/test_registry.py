@@ -19,7 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def settings(**overrides: object) -> ExecutorSettings:
-    return ExecutorSettings(jwt_secret="x", service_token="y", **overrides)  # type: ignore[arg-type]
+    return ExecutorSettings(
+        jwt_secret="x",
+        service_token="y",
+        secrets_key="z" * 16,
+        **overrides,  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(
