@@ -6,11 +6,27 @@ consumer can read it without this module.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from redis.asyncio import Redis
+
+log = logging.getLogger("veil.events")
+
 EXECUTIONS_STREAM = "veil:executions"
 ROUTES_CHANNEL = "veil:routes"
+
+
+async def publish_route_change(redis: Redis, slug: str) -> None:
+    """Tell every data-plane worker to drop its cached route for `slug` ("*": all).
+
+    Best effort: when Redis is down the workers' short cache TTL takes over.
+    """
+    try:
+        await redis.publish(ROUTES_CHANNEL, slug)
+    except Exception as exc:
+        log.warning("could not publish route change for %s: %s", slug, exc)
 
 
 def build_feed_stream(deployment_id: str) -> str:

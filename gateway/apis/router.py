@@ -18,6 +18,7 @@ from gateway.build_queue import TEARDOWN_JOB
 from gateway.deps import Developer, Session, State
 from gateway.uploads.receiver import receive_upload
 from gateway.uploads.service import create_version
+from shared.events import publish_route_change
 from shared.models import ApiVersion
 
 router = APIRouter(prefix="/api/v1/apis", tags=["apis"])
@@ -89,9 +90,13 @@ async def get_settings(
 async def put_settings(
     api_id: str, body: RuntimeSettings, user: Developer, session: Session, state: State
 ) -> RuntimeSettingsOut:
-    """Memory, CPU, request timeout and environment; used from the next deploy."""
+    """Memory, CPU and environment apply from the next deploy; timeout and max
+    concurrency at once."""
     api = await service.get_owned_or_404(session, api_id, user)
     service.set_runtime_settings(api, body, state.settings)
+    await session.commit()
+    # The data plane reads the timeout and concurrency limit from its route cache.
+    await publish_route_change(state.redis, api.slug)
     return service.runtime_settings_out(api, state.settings)
 
 

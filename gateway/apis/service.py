@@ -99,6 +99,7 @@ def maximums(settings: GatewaySettings) -> dict[str, float]:
         "memory_mb": settings.max_memory_limit_mb,
         "cpus": settings.max_cpu_limit,
         "timeout_seconds": settings.max_timeout_seconds,
+        "max_concurrency": settings.max_concurrency_limit,
     }
 
 
@@ -107,6 +108,7 @@ def runtime_settings_out(api: Api, settings: GatewaySettings) -> RuntimeSettings
         memory_mb=api.memory_mb,
         cpus=api.cpus,
         timeout_seconds=api.timeout_seconds,
+        max_concurrency=api.max_concurrency,
         env=dict(api.env or {}),
         maximums=maximums(settings),
     )
@@ -136,4 +138,5 @@ def set_runtime_settings(api: Api, body: RuntimeSettings, settings: GatewaySetti
     api.memory_mb = body.memory_mb
     api.cpus = body.cpus
     api.timeout_seconds = body.timeout_seconds
+    api.max_concurrency = body.max_concurrency
     api.env = dict(body.env)

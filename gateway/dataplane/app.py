@@ -25,7 +25,7 @@ from gateway.dataplane.events import EventSink
 from gateway.dataplane.proxy import Forwarded, forward
 from gateway.dataplane.routes import Route, RouteTable
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import NotFound, ServiceUnavailable, VeilError
+from shared.errors import NotFound, ServiceUnavailable, TooManyRequests, VeilError
 from shared.events import ExecutionEvent
 from shared.http.context import current_request_id
 from shared.http.errors import error_body
@@ -41,6 +41,8 @@ class DataPlane:
         self._tasks: list[asyncio.Task[None]] = []
         self._jwt_secret = settings.jwt_secret.get_secret_value()
         self._timeout = settings.upstream_timeout_seconds
+        self._workers = max(1, settings.dataplane_workers)
+        self._in_flight: dict[str, int] = {}  # api id → calls this worker is forwarding
 
     async def startup(self) -> None:
         self.engine = create_engine(self.settings.resolved_database_url)
@@ -116,14 +118,8 @@ class DataPlane:
                     code="api_not_running",
                     headers={"Retry-After": "5"},
                 )
-            result = await forward(
-                self.client,
-                route.endpoint,
-                scope,
-                receive,
-                send,
-                request_id,
-                route.timeout_seconds or self._timeout,
+            result = await self._forward_limited(
+                route, route.endpoint, scope, receive, send, request_id
             )
         except VeilError as exc:
             await _send_error(send, exc, request_id)
@@ -132,6 +128,43 @@ class DataPlane:
             current_request_id.reset(token)
         if route is not None:
             await self._record(route, caller_id, scope, request_id, started, started_at, result)
+
+    async def _forward_limited(
+        self,
+        route: Route,
+        endpoint: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+    ) -> Forwarded:
+        """Forward, unless the API already has its maximum of calls in flight (429).
+
+        Each worker admits its share, ceil(limit / workers): no Redis round trip on
+        the hot path, exact with one worker, never more than the limit rounded up
+        to a multiple of the worker count.
+        """
+        timeout = route.timeout_seconds or self._timeout
+        if route.max_concurrency is None:
+            return await forward(self.client, endpoint, scope, receive, send, request_id, timeout)
+        share = -(-route.max_concurrency // self._workers)
+        in_flight = self._in_flight.get(route.api_id, 0)
+        if in_flight >= share:
+            raise TooManyRequests(
+                f"This API is already answering its maximum of {route.max_concurrency}"
+                " calls at once; retry shortly.",
+                code="concurrency_limit",
+                headers={"Retry-After": "1"},
+            )
+        self._in_flight[route.api_id] = in_flight + 1
+        try:
+            return await forward(self.client, endpoint, scope, receive, send, request_id, timeout)
+        finally:
+            left = self._in_flight[route.api_id] - 1
+            if left:
+                self._in_flight[route.api_id] = left
+            else:
+                del self._in_flight[route.api_id]
 
     async def _record(
         self,

@@ -29,6 +29,7 @@ class Route:
     deployment_id: str | None
     endpoint: str | None  # None: the API has no running container
     timeout_seconds: float | None = None  # the API's own; None: the platform default
+    max_concurrency: int | None = None  # calls in flight at once; None: no limit
 
 
 class RouteTable:
@@ -56,6 +57,7 @@ class RouteTable:
                     Deployment.endpoint,
                     Deployment.status,
                     Api.timeout_seconds,
+                    Api.max_concurrency,
                 )
                 .outerjoin(Deployment, Deployment.id == Api.active_deployment_id)
                 .where(Api.slug == slug)
@@ -63,7 +65,7 @@ class RouteTable:
             row = result.first()
         if row is None:
             return None
-        api_id, owner_id, deployment_id, endpoint, status, timeout_seconds = row
+        api_id, owner_id, deployment_id, endpoint, status, timeout_seconds, max_concurrency = row
         running = status == "running" and endpoint is not None
         return Route(
             api_id=api_id,
@@ -72,6 +74,7 @@ class RouteTable:
             deployment_id=deployment_id if running else None,
             endpoint=endpoint if running else None,
             timeout_seconds=timeout_seconds,
+            max_concurrency=max_concurrency,
         )
 
     def invalidate(self, slug: str | None = None) -> None:

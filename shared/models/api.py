@@ -31,6 +31,8 @@ class Api(IdMixin, TimestampMixin, Base):
     memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cpus: Mapped[float | None] = mapped_column(Float, nullable=True)
     timeout_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Calls in flight at once; more are refused with 429 by the data plane.
+    max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
 

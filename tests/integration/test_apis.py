@@ -204,6 +204,10 @@ async def test_runtime_settings_are_bounded_by_admin_maximums(
     error = assert_error(await gateway.put(url, json=too_much, headers=alice), 422)
     assert error["code"] == "limit_exceeds_maximum"
     assert error["details"]["field"] == "memory_mb"
+    busy = {**wanted, "max_concurrency": gateway_settings.max_concurrency_limit + 1}
+    error = assert_error(await gateway.put(url, json=busy, headers=alice), 422)
+    assert error["details"]["field"] == "max_concurrency"
+    assert_error(await gateway.put(url, json={"max_concurrency": 0}, headers=alice), 422)
     for env in ({"PORT": "1"}, {"VEIL_JWT_SECRET": "x"}, {"bad name": "x"}):
         response = await gateway.put(url, json={"env": env}, headers=alice)
         assert_error(response, 422, "invalid_env")

@@ -26,6 +26,8 @@ from tests.services import free_port
 async def _echo(request: web.Request) -> web.Response:
     if request.path == "/slow":
         await asyncio.sleep(5)
+    if request.path == "/hold":
+        await asyncio.sleep(0.5)
     body = await request.read()
     return web.json_response(
         {
@@ -233,3 +235,39 @@ async def test_per_api_timeout_applies(world: dict[str, Any]) -> None:
         await asyncio.sleep(0.02)
     error = assert_error(response, 504, "upstream_timeout")
     assert "0.3 s" in error["message"]
+
+
+async def test_max_concurrency_refuses_the_excess_with_429(world: dict[str, Any]) -> None:
+    async with world["sessions"]() as session:
+        await session.execute(update(Api).where(Api.id == "api-1").values(max_concurrency=2))
+        await session.commit()
+    world["plane"].routes.invalidate()
+    client, owner = world["client"], world["owner"]
+    answers = await asyncio.gather(*(client.get("/echo/hold", headers=owner) for _ in range(5)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 200, 429, 429, 429], statuses
+    refused = next(a for a in answers if a.status_code == 429)
+    assert_error(refused, 429, "concurrency_limit")
+    assert refused.headers["retry-after"] == "1"
+    # Finished calls free their slots; a failing upstream frees its slot too.
+    assert (await client.get("/echo/hold", headers=owner)).status_code == 200
+    assert world["plane"]._in_flight == {}
+
+
+async def test_max_concurrency_is_shared_out_between_workers(
+    world: dict[str, Any], make_settings: Any
+) -> None:
+    async with world["sessions"]() as session:
+        await session.execute(update(Api).where(Api.id == "api-1").values(max_concurrency=3))
+        await session.commit()
+    settings = world["settings"].model_copy(update={"dataplane_workers": 2})
+    plane = DataPlane(settings)
+    await plane.startup()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=plane), base_url="http://dp")
+    try:
+        calls = (client.get("/echo/hold", headers=world["owner"]) for _ in range(4))
+        statuses = sorted(a.status_code for a in await asyncio.gather(*calls))
+        assert statuses == [200, 200, 429, 429], statuses  # ceil(3 / 2) = 2 on this worker
+    finally:
+        await client.aclose()
+        await plane.shutdown()
