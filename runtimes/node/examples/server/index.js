@@ -24,4 +24,9 @@ const server = http.createServer((req, res) => {
 
 const port = Number(process.env.PORT || 8080);
 server.listen(port, '0.0.0.0', () => console.log(`listening on 0.0.0.0:${port}`));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// On SIGTERM: stop accepting, finish in-flight requests, and drop idle keep-alive
+// connections (a proxy's pool holds them open, and server.close() alone waits for them).
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeIdleConnections();
+});
