@@ -16,6 +16,9 @@ log = logging.getLogger("veil.events")
 
 EXECUTIONS_STREAM = "veil:executions"
 ROUTES_CHANNEL = "veil:routes"
+# API-key changes (revoke, rotate, subscription or plan change): the message is a
+# key hash, or "*" for all; every data-plane worker drops those cached keys.
+KEYS_CHANNEL = "veil:keys"
 
 
 async def publish_route_change(redis: Redis, slug: str) -> None:
