@@ -25,6 +25,12 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from shared.errors import NotFound, ServiceUnavailable, VeilError
 
 PLATFORM_LABEL = "veil.platform"
+CPU_PERIOD_US = 100_000  # the CFS default period
+
+
+def cpu_quota_us(cpus: float) -> int:
+    """CFS quota per period for a limit of `cpus` (1.5 → 150 ms of CPU time per 100 ms)."""
+    return max(1000, int(cpus * CPU_PERIOD_US))
 
 
 class BuildFailed(VeilError):
@@ -300,7 +306,10 @@ class DockerAdapter:
                 pids_limit=spec.pids_limit,
                 mem_limit=memory,
                 memswap_limit=memory,  # swap equal to memory: no swap on top
-                nano_cpus=int(spec.cpus * 1e9),
+                # Period and quota rather than nano_cpus: docker-py can update
+                # only these in place (the start-up CPU boost relies on it).
+                cpu_period=CPU_PERIOD_US,
+                cpu_quota=cpu_quota_us(spec.cpus),
                 ulimits=[Ulimit(name="nofile", soft=spec.nofile, hard=spec.nofile)],
                 log_config=LogConfig(
                     type="json-file",
@@ -310,6 +319,13 @@ class DockerAdapter:
                 ipc_mode="private",
             )
         return str(container.id)
+
+    def set_cpus(self, container_id: str, cpus: float) -> None:
+        """Change a running container's CPU limit (the CFS quota) in place."""
+        with _translated("update container"):
+            self._client.api.update_container(
+                container_id, cpu_period=CPU_PERIOD_US, cpu_quota=cpu_quota_us(cpus)
+            )
 
     def ip_address(self, container_id: str, network: str) -> str:
         with _translated("inspect container"):

@@ -82,6 +82,8 @@ class ExecutorSettings(CommonSettings):
     nofile_limit: int = 1024
     tmpfs_size_mb: int = 64
     start_timeout_seconds: float = 30.0
+    # CPUs a container may use until it first answers (0: no boost); then its own limit.
+    startup_cpu_boost: float = 1.0
     build_timeout_seconds: float = 600.0
     build_memory_limit_mb: int = 1024
     drain_seconds: float = 2.0

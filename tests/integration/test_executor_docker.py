@@ -52,7 +52,8 @@ async def test_sample_app_runs_hardened_and_answers(
     assert host["PidsLimit"] == settings.pids_limit
     assert host["Memory"] == settings.memory_limit_mb * 1024 * 1024
     assert host["MemorySwap"] == host["Memory"]
-    assert host["NanoCpus"] == int(settings.cpu_limit * 1e9)
+    # The start-up CPU boost is over: the container runs at its own limit.
+    assert host["CpuQuota"] == int(settings.cpu_limit * host["CpuPeriod"])
     assert host["Init"] is True
     assert host["Privileged"] is False
     assert "/tmp" in host["Tmpfs"]
@@ -349,7 +350,7 @@ async def test_per_api_settings_reach_the_container(
     container = docker_client.containers.get(f"veil-{status['deployment_id']}")
     host = container.attrs["HostConfig"]
     assert host["Memory"] == host["MemorySwap"] == 128 * 1024 * 1024
-    assert host["NanoCpus"] == 250_000_000
+    assert (host["CpuQuota"], host["CpuPeriod"]) == (25_000, 100_000)
     env = container.attrs["Config"]["Env"]
     assert "GREETING=hi" in env
     assert "PORT=8080" in env
