@@ -14,9 +14,13 @@ from gateway.apis.router import router as apis_router
 from gateway.auth.router import router as auth_router
 from gateway.build_queue import BuildQueue
 from gateway.deployments.router import router as deployments_router
+from gateway.marketplace.router import router as marketplace_router
+from gateway.plans.router import router as plans_router
 from gateway.secrets.router import router as secrets_router
 from gateway.state import GatewayState
 from gateway.stats.router import router as stats_router
+from gateway.subscriptions.router import keys_router, subscribers_router
+from gateway.subscriptions.router import router as subscriptions_router
 from shared.blobs import BlobStore
 from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
@@ -61,6 +65,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         deployments_router,
         stats_router,
         admin_router,
+        plans_router,
+        marketplace_router,
+        subscriptions_router,
+        keys_router,
+        subscribers_router,
     ):
         app.include_router(router)
     return app

@@ -1,0 +1,93 @@
+"""SQL for subscriptions and their API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import Api, ApiKey, Plan, Subscription, User
+
+
+async def has_active(session: AsyncSession, consumer_id: str, api_id: str) -> bool:
+    result = await session.execute(
+        select(Subscription.id).where(
+            Subscription.consumer_id == consumer_id,
+            Subscription.api_id == api_id,
+            Subscription.status == "active",
+        )
+    )
+    return result.first() is not None
+
+
+async def list_for_consumer(
+    session: AsyncSession, consumer_id: str
+) -> Sequence[Row[Subscription, Api, Plan]]:
+    result = await session.execute(
+        select(Subscription, Api, Plan)
+        .join(Api, Api.id == Subscription.api_id)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(Subscription.consumer_id == consumer_id)
+        .order_by(Subscription.created_at.desc(), Subscription.id)
+    )
+    return result.all()
+
+
+async def get_for_consumer(
+    session: AsyncSession, subscription_id: str, consumer_id: str
+) -> Row[Subscription, Api, Plan] | None:
+    result = await session.execute(
+        select(Subscription, Api, Plan)
+        .join(Api, Api.id == Subscription.api_id)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(Subscription.id == subscription_id, Subscription.consumer_id == consumer_id)
+    )
+    return result.first()
+
+
+async def list_for_api(
+    session: AsyncSession, api_id: str
+) -> Sequence[Row[Subscription, str, Plan]]:
+    result = await session.execute(
+        select(Subscription, User.email, Plan)
+        .join(User, User.id == Subscription.consumer_id)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(Subscription.api_id == api_id)
+        .order_by(Subscription.created_at.desc(), Subscription.id)
+    )
+    return result.all()
+
+
+async def list_keys(session: AsyncSession, subscription_id: str) -> Sequence[ApiKey]:
+    result = await session.execute(
+        select(ApiKey)
+        .where(ApiKey.subscription_id == subscription_id)
+        .order_by(ApiKey.created_at, ApiKey.id)
+    )
+    return result.scalars().all()
+
+
+async def active_keys(session: AsyncSession, subscription_id: str) -> Sequence[ApiKey]:
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.subscription_id == subscription_id, ApiKey.revoked_at.is_(None))
+    )
+    return result.scalars().all()
+
+
+async def count_active_keys(session: AsyncSession, subscription_id: str) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.subscription_id == subscription_id, ApiKey.revoked_at.is_(None))
+    )
+    return int(result.scalar_one())
+
+
+async def get_key_for_consumer(
+    session: AsyncSession, key_id: str, consumer_id: str
+) -> ApiKey | None:
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.consumer_id == consumer_id)
+    )
+    return result.scalar_one_or_none()
