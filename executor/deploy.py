@@ -29,7 +29,7 @@ from executor.readiness import wait_until_ready
 from runtimes.registry import runtime_spec
 from shared.archive import ArchiveLimits
 from shared.blobs import BlobStore
-from shared.crypto import SecretBox
+from shared.crypto import SecretBox, gateway_secret
 from shared.errors import VeilError
 from shared.events import ROUTES_CHANNEL
 from shared.models import Api, ApiVersion, Deployment
@@ -283,7 +283,14 @@ class Deployer:
             network=s.function_network,
             # The API's own variables, then its secrets (a secret wins over a plain
             # variable of the same name); the platform's PORT always wins.
-            env={**(api.env or {}), **secrets, "PORT": str(s.container_port)},
+            env={
+                **(api.env or {}),
+                **secrets,
+                "PORT": str(s.container_port),
+                # What the data plane sends as X-Veil-Gateway-Secret: lets the app
+                # refuse calls that did not come through the gateway.
+                "VEIL_GATEWAY_SECRET": gateway_secret(s.secrets_key.get_secret_value(), api.id),
+            },
             memory_mb=api.memory_mb or s.memory_limit_mb,
             cpus=api.cpus or s.cpu_limit,
             pids_limit=s.pids_limit,

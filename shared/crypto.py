@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -92,3 +94,15 @@ class SecretBox:
                 " API or name."
             ) from None
         return plain.decode()
+
+
+def gateway_secret(key: str, api_id: str) -> str:
+    """The per-API value the data plane sends as `X-Veil-Gateway-Secret`.
+
+    Derived, not stored: HMAC-SHA256 of the API id under a key derived from the
+    platform key, so each API's value reveals nothing about the key or about
+    another API's value. The app gets it as VEIL_GATEWAY_SECRET and can refuse
+    calls that did not come through the gateway.
+    """
+    mac = hmac.new(_derive(key, b"veil gateway secret", 32), api_id.encode(), hashlib.sha256)
+    return mac.hexdigest()[:40]

@@ -32,6 +32,18 @@ async def publish_route_change(redis: Redis, slug: str) -> None:
         log.warning("could not publish route change for %s: %s", slug, exc)
 
 
+async def publish_key_change(redis: Redis, key_hash: str) -> None:
+    """Tell every data-plane worker to drop its cached key `key_hash` ("*": all keys).
+
+    Call after the commit. Best effort, like route changes: when Redis is down
+    the workers' short key-cache TTL takes over.
+    """
+    try:
+        await redis.publish(KEYS_CHANNEL, key_hash)
+    except Exception as exc:
+        log.warning("could not publish key change for %s: %s", key_hash[:12], exc)
+
+
 def build_feed_stream(deployment_id: str) -> str:
     """Redis stream with one deployment's build log and status changes."""
     return f"veil:deployments:{deployment_id}:feed"
@@ -52,6 +64,11 @@ class ExecutionEvent:
     bytes_in: int
     bytes_out: int
     started_at: datetime
+    # Who paid for the call: set when it came with an API key (None: the owner's token).
+    key_id: str | None = None
+    subscription_id: str | None = None
+    version: int | None = None  # the API version the deployment runs
+    gateway_ms: float | None = None  # time in the data plane itself: latency minus upstream
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -94,4 +111,8 @@ class ExecutionEvent:
             bytes_in=int(data.get("bytes_in", 0)),
             bytes_out=int(data.get("bytes_out", 0)),
             started_at=datetime.fromisoformat(data["started_at"]),
+            key_id=data.get("key_id"),
+            subscription_id=data.get("subscription_id"),
+            version=int(data["version"]) if data.get("version") else None,
+            gateway_ms=float(data["gateway_ms"]) if data.get("gateway_ms") else None,
         )

@@ -58,6 +58,10 @@ class DataPlaneSettings(CommonSettings):
     # Worker processes serving the data plane; per-API concurrency limits are
     # shared out between them (each admits ceil(limit / workers) at once).
     dataplane_workers: int = 1
+    key_cache_ttl_seconds: float = 60.0  # revocations arrive by pub/sub at once anyway
+    max_request_body_bytes: int = 10 * 1024 * 1024
+    # When Redis cannot be asked: admit calls unmetered (true) or refuse them with 503.
+    rate_limit_fail_open: bool = True
     events_stream: str = "veil:executions"
     events_stream_maxlen: int = 1_000_000
 
@@ -83,7 +87,7 @@ class ExecutorSettings(CommonSettings):
     tmpfs_size_mb: int = 64
     start_timeout_seconds: float = 30.0
     # CPUs a container may use until it first answers (0: no boost); then its own limit.
-    startup_cpu_boost: float = 1.0
+    startup_cpu_boost: float = 2.0
     build_timeout_seconds: float = 600.0
     build_memory_limit_mb: int = 1024
     drain_seconds: float = 2.0

@@ -57,3 +57,6 @@ class RuntimeSettings(BaseModel):
 
 class RuntimeSettingsOut(RuntimeSettings):
     maximums: dict[str, float]
+    # Sent by the data plane on every call as X-Veil-Gateway-Secret and given to the
+    # app as VEIL_GATEWAY_SECRET; shown here so the owner can check it elsewhere too.
+    gateway_secret: str

@@ -15,6 +15,7 @@ from gateway.apis.schemas import (
     RuntimeSettings,
     RuntimeSettingsOut,
 )
+from shared.crypto import gateway_secret
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.models import Api, User
 from shared.settings import GatewaySettings
@@ -111,6 +112,7 @@ def runtime_settings_out(api: Api, settings: GatewaySettings) -> RuntimeSettings
         max_concurrency=api.max_concurrency,
         env=dict(api.env or {}),
         maximums=maximums(settings),
+        gateway_secret=gateway_secret(settings.secrets_key.get_secret_value(), api.id),
     )
 
 

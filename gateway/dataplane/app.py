@@ -20,13 +20,17 @@ import aiohttp
 from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
-from gateway.dataplane.auth import authenticate
+from gateway.dataplane.auth import Caller, identify
 from gateway.dataplane.events import EventSink
-from gateway.dataplane.proxy import Forwarded, forward
+from gateway.dataplane.invalidation import follow
+from gateway.dataplane.keys import KeyCache
+from gateway.dataplane.limits import Limiter, refusal
+from gateway.dataplane.paths import normalise, split
+from gateway.dataplane.proxy import Forwarded, Upstream, forward, request_headers, upstream_url
 from gateway.dataplane.routes import Route, RouteTable
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import NotFound, ServiceUnavailable, TooManyRequests, VeilError
-from shared.events import ExecutionEvent
+from shared.errors import BadRequest, NotFound, ServiceUnavailable, TooManyRequests, VeilError
+from shared.events import KEYS_CHANNEL, ROUTES_CHANNEL, ExecutionEvent
 from shared.http.context import current_request_id
 from shared.http.errors import error_body
 from shared.http.request_id import pick_request_id
@@ -46,10 +50,15 @@ class DataPlane:
 
     async def startup(self) -> None:
         self.engine = create_engine(self.settings.resolved_database_url)
+        sessions = create_sessionmaker(self.engine)
         self.routes = RouteTable(
-            create_sessionmaker(self.engine), self.settings.route_cache_ttl_seconds
+            sessions,
+            self.settings.route_cache_ttl_seconds,
+            self.settings.secrets_key.get_secret_value(),
         )
+        self.keys = KeyCache(sessions, self.settings.key_cache_ttl_seconds)
         self.redis = Redis.from_url(self.settings.redis_url)
+        self.limiter = Limiter(self.redis, fail_open=self.settings.rate_limit_fail_open)
         self.events = EventSink(
             self.redis, self.settings.events_stream, self.settings.events_stream_maxlen
         )
@@ -59,7 +68,8 @@ class DataPlane:
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
         self._tasks = [
-            asyncio.create_task(self.routes.follow_invalidations(self.redis)),
+            asyncio.create_task(follow(self.redis, ROUTES_CHANNEL, self.routes.invalidate)),
+            asyncio.create_task(follow(self.redis, KEYS_CHANNEL, self.keys.invalidate)),
             asyncio.create_task(self.events.flush_spool_forever()),
         ]
 
@@ -101,38 +111,61 @@ class DataPlane:
         request_id = pick_request_id(_header(headers, b"x-request-id"))
         token = current_request_id.set(request_id)
         route: Route | None = None
-        caller_id: str | None = None
+        caller: Caller | None = None
+        limit_headers: list[tuple[bytes, bytes]] = []
         try:
-            path: str = scope["path"]
-            if path == "/healthz":
+            if scope["path"] == "/healthz":
                 await _send_plain(send, 200, b'{"status":"ok"}', request_id)
                 return
-            slug = path.lstrip("/").partition("/")[0]
-            route = await self.routes.resolve(slug) if slug else None
+            raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+            normalised = normalise(raw_path.partition(b"?")[0])
+            routed = split(normalised) if normalised is not None else None
+            if routed is None:
+                raise BadRequest(
+                    "This path cannot be routed (a dot segment behind an encoded"
+                    " separator, or NUL).",
+                    code="invalid_path",
+                )
+            route = await self.routes.resolve(routed.slug) if routed.slug else None
             if route is None:
-                raise NotFound(f"No API is published at '/{slug}'.", code="api_not_found")
-            caller_id = authenticate(headers, route, self._jwt_secret)
+                raise NotFound(f"No API is published at '/{routed.slug}'.", code="api_not_found")
+            caller = await identify(headers, route, self.keys, self._jwt_secret)
+            if caller.key is not None and not caller.key.policy.unlimited:
+                decision = await self.limiter.check(caller.key.subscription_id, caller.key.policy)
+                limit_headers = decision.headers
+                if not decision.allowed:
+                    raise refusal(decision)
             if route.endpoint is None:
                 raise ServiceUnavailable(
                     "This API is not running right now.",
                     code="api_not_running",
                     headers={"Retry-After": "5"},
                 )
-            result = await self._forward_limited(
-                route, route.endpoint, scope, receive, send, request_id
+            target = Upstream(
+                url=upstream_url(route.endpoint, routed.rest, scope),
+                headers=request_headers(
+                    scope,
+                    request_id,
+                    drop_authorization=caller.key is None,  # it was Veil's token
+                    gateway_secret=route.gateway_secret,
+                ),
+                timeout_seconds=route.timeout_seconds or self._timeout,
+                max_body_bytes=self.settings.max_request_body_bytes,
+                extra_response_headers=limit_headers,
             )
+            result = await self._forward_limited(route, target, scope, receive, send, request_id)
         except VeilError as exc:
-            await _send_error(send, exc, request_id)
+            await _send_error(send, exc, request_id, limit_headers)
             result = Forwarded(status=exc.status, upstream_ms=None, bytes_in=0, bytes_out=0)
         finally:
             current_request_id.reset(token)
         if route is not None:
-            await self._record(route, caller_id, scope, request_id, started, started_at, result)
+            await self._record(route, caller, scope, request_id, started, started_at, result)
 
     async def _forward_limited(
         self,
         route: Route,
-        endpoint: str,
+        target: Upstream,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -144,9 +177,8 @@ class DataPlane:
         the hot path, exact with one worker, never more than the limit rounded up
         to a multiple of the worker count.
         """
-        timeout = route.timeout_seconds or self._timeout
         if route.max_concurrency is None:
-            return await forward(self.client, endpoint, scope, receive, send, request_id, timeout)
+            return await forward(self.client, target, scope, receive, send, request_id)
         share = -(-route.max_concurrency // self._workers)
         in_flight = self._in_flight.get(route.api_id, 0)
         if in_flight >= share:
@@ -158,7 +190,7 @@ class DataPlane:
             )
         self._in_flight[route.api_id] = in_flight + 1
         try:
-            return await forward(self.client, endpoint, scope, receive, send, request_id, timeout)
+            return await forward(self.client, target, scope, receive, send, request_id)
         finally:
             left = self._in_flight[route.api_id] - 1
             if left:
@@ -169,27 +201,34 @@ class DataPlane:
     async def _record(
         self,
         route: Route,
-        caller_id: str | None,
+        caller: Caller | None,
         scope: Scope,
         request_id: str,
         started: float,
         started_at: datetime,
         result: Forwarded,
     ) -> None:
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        key = caller.key if caller is not None else None
+        upstream_ms = result.upstream_ms or 0.0
         event = ExecutionEvent(
             event_id=str(uuid.uuid4()),
             request_id=request_id,
             api_id=route.api_id,
             deployment_id=route.deployment_id,
-            caller_id=caller_id,
+            caller_id=caller.user_id if caller is not None else None,
             method=scope["method"],
             path=scope["path"][:2048],
             status_code=result.status,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            latency_ms=latency_ms,
             upstream_ms=result.upstream_ms,
             bytes_in=result.bytes_in,
             bytes_out=result.bytes_out,
             started_at=started_at,
+            key_id=key.key_id if key is not None else None,
+            subscription_id=key.subscription_id if key is not None else None,
+            version=route.version,
+            gateway_ms=round(max(latency_ms - upstream_ms, 0.0), 3),
         )
         await self.events.emit(event)
 
@@ -202,7 +241,12 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
 
 
 async def _send_plain(
-    send: Send, status: int, body: bytes, request_id: str, extra: dict[str, str] | None = None
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str,
+    extra: dict[str, str] | None = None,
+    raw_extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
@@ -210,14 +254,19 @@ async def _send_plain(
         (b"x-request-id", request_id.encode()),
     ]
     headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    have = {name for name, _ in headers}
+    headers += [(k, v) for k, v in raw_extra or [] if k not in have]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send: Send, exc: VeilError, request_id: str) -> None:
+async def _send_error(
+    send: Send, exc: VeilError, request_id: str, limit_headers: list[tuple[bytes, bytes]]
+) -> None:
+    """The error shape; the caller's RateLimit fields ride along on every answer."""
     body = error_body(exc.code, exc.message, request_id, exc.details or None)
     try:
-        await _send_plain(send, exc.status, body, request_id, exc.headers)
+        await _send_plain(send, exc.status, body, request_id, exc.headers, limit_headers)
     except Exception as send_exc:  # response already started: nothing more to say
         log.debug("could not send error response: %s", send_exc)
 

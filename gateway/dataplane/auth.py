@@ -1,22 +1,61 @@
-"""Who is calling: for now the API's owner (or an admin) with a bearer access token.
+"""Who is calling: a subscriber with an API key, or the API's owner with a bearer token.
 
-API keys for subscribers arrive with the marketplace; they will plug in here.
+`X-API-Key` is checked first: its format and checksum locally (garbage never
+reaches the cache or the database), then its hash in the key cache. The owner
+(or an admin) may call their own API with an access token, unmetered.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from gateway.dataplane.keys import KeyCache, KeyInfo
 from gateway.dataplane.routes import Route
+from shared.auth.api_keys import hash_key, well_formed
 from shared.auth.tokens import bearer_token, decode_access_token
 from shared.errors import Forbidden, Unauthorized
 
 
-def authenticate(headers: list[tuple[bytes, bytes]], route: Route, jwt_secret: str) -> str:
-    """Return the caller's user id, or raise 401/403."""
-    authorization = next((v for k, v in headers if k == b"authorization"), None)
+@dataclass(frozen=True)
+class Caller:
+    user_id: str
+    key: KeyInfo | None  # None: the owner or an admin, with a bearer token
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+async def identify(
+    headers: list[tuple[bytes, bytes]], route: Route, keys: KeyCache, jwt_secret: str
+) -> Caller:
+    """Return the caller, or raise 401 (no or bad credentials) / 403 (not subscribed)."""
+    api_key = _header(headers, b"x-api-key")
+    if api_key is not None:
+        plaintext = api_key.decode("latin-1").strip()
+        info = await keys.lookup(hash_key(plaintext)) if well_formed(plaintext) else None
+        if info is None:
+            raise Unauthorized(
+                "This API key is not valid or has been revoked.", code="invalid_api_key"
+            )
+        if info.api_id != route.api_id:
+            raise Forbidden(
+                "This key belongs to a subscription to another API; subscribe to this"
+                " one to call it.",
+                code="not_subscribed",
+            )
+        return Caller(info.consumer_id, info)
+    authorization = _header(headers, b"authorization")
     token = bearer_token(authorization.decode("latin-1") if authorization else None)
     if token is None:
-        raise Unauthorized("Send 'Authorization: Bearer <access token>' to call this API.")
+        raise Unauthorized("Send your API key in the 'X-API-Key' header.", code="missing_api_key")
     claims = decode_access_token(token, jwt_secret)
     if claims.user_id != route.owner_id and claims.role != "admin":
-        raise Forbidden("You have no access to this API.", code="no_access")
-    return claims.user_id
+        raise Forbidden(
+            "Only the API's owner calls it with an access token; subscribe to get an API key.",
+            code="not_subscribed",
+        )
+    return Caller(claims.user_id, None)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import aiohttp
 from starlette.types import Receive, Scope, Send
 
-from shared.errors import BadGateway, GatewayTimeout
+from shared.errors import BadGateway, BadRequest, GatewayTimeout, PayloadTooLarge
 
 # RFC 9110 §7.6.1 connection-specific fields, plus the platform's own credentials,
 # which must never reach user code.
@@ -25,11 +25,17 @@ _DROP_REQUEST = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"host",
-        b"authorization",
         b"x-api-key",
         b"x-request-id",
+        b"x-veil-gateway-secret",  # only the gateway sets it
+        b"x-forwarded-for",  # the gateway sets these from what it saw itself
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"forwarded",
     }
 )
+# Cookies the platform itself sets (the web UI's); never forwarded to user code.
+PLATFORM_COOKIE = b"veil_"
 _DROP_RESPONSE = frozenset(
     {
         b"connection",
@@ -54,11 +60,13 @@ class Forwarded:
 
 
 class _BodyCounter:
-    """Streams the ASGI request body into aiohttp while counting its bytes."""
+    """Streams the ASGI request body into aiohttp, counting it and enforcing the limit."""
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, limit: int) -> None:
         self.receive = receive
+        self.limit = limit
         self.count = 0
+        self.too_large = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while True:
@@ -68,70 +76,108 @@ class _BodyCounter:
             body: bytes = message.get("body", b"")
             if body:
                 self.count += len(body)
+                if self.count > self.limit:
+                    self.too_large = True  # aborts the upstream request mid-body
+                    raise PayloadTooLarge(_too_large_message(self.limit))
                 yield body
             if not message.get("more_body", False):
                 return
 
 
-def _upstream_url(endpoint: str, scope: Scope) -> str:
-    # Use the raw path so percent-encoding reaches the app as the caller sent it;
-    # strip the slug segment, keep the rest.
-    raw: bytes = scope.get("raw_path") or scope["path"].encode()
-    rest = raw.lstrip(b"/").partition(b"/")[2]
-    url = f"{endpoint}/{rest.decode('latin-1')}"
-    query: bytes = scope.get("query_string", b"")
-    return f"{url}?{query.decode('latin-1')}" if query else url
+def _too_large_message(limit: int) -> str:
+    return f"The request body is larger than this gateway accepts ({limit} bytes)."
 
 
-def _request_headers(scope: Scope, request_id: str) -> list[tuple[str, str]]:
-    out = [
-        (k.decode("latin-1"), v.decode("latin-1"))
-        for k, v in scope["headers"]
-        if k not in _DROP_REQUEST
-    ]
+def _cookies_without_platform_ones(value: bytes) -> bytes:
+    kept = [c for c in value.split(b";") if not c.strip().lower().startswith(PLATFORM_COOKIE)]
+    return b";".join(kept).strip()
+
+
+def request_headers(
+    scope: Scope, request_id: str, drop_authorization: bool, gateway_secret: bytes
+) -> list[tuple[str, str]]:
+    """The caller's headers minus hop-by-hop and platform ones, plus the gateway's own."""
+    out: list[tuple[str, str]] = []
+    for key, value in scope["headers"]:
+        if key in _DROP_REQUEST or (drop_authorization and key == b"authorization"):
+            continue
+        if key == b"cookie":
+            value = _cookies_without_platform_ones(value)
+            if not value:
+                continue
+        out.append((key.decode("latin-1"), value.decode("latin-1")))
     out.append(("X-Request-Id", request_id))
     client = scope.get("client")
     if client:
         out.append(("X-Forwarded-For", client[0]))
     out.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+    if gateway_secret:
+        out.append(("X-Veil-Gateway-Secret", gateway_secret.decode("latin-1")))
     return out
 
 
-def _has_body(scope: Scope) -> bool:
+def declared_length(scope: Scope) -> int | None:
+    """Content-Length when sent; -1 for a chunked body; None for no body."""
     for key, value in scope["headers"]:
         if key == b"content-length":
-            return bool(value != b"0")
+            try:
+                return int(value)
+            except ValueError:
+                raise BadRequest("Content-Length is not a number.", code="bad_request") from None
         if key == b"transfer-encoding":
-            return True
-    return False
+            return -1
+    return None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where and how one call goes: everything the data plane decided before forwarding."""
+
+    url: str
+    headers: list[tuple[str, str]]
+    timeout_seconds: float
+    max_body_bytes: int
+    extra_response_headers: list[tuple[bytes, bytes]]
+
+
+def upstream_url(endpoint: str, rest: bytes, scope: Scope) -> str:
+    """The container's URL for the normalised rest of the path, query as sent."""
+    url = f"{endpoint}/{rest.decode('latin-1')}"
+    query: bytes = scope.get("query_string", b"")
+    return f"{url}?{query.decode('latin-1')}" if query else url
 
 
 async def forward(
     client: aiohttp.ClientSession,
-    endpoint: str,
+    target: Upstream,
     scope: Scope,
     receive: Receive,
     send: Send,
     request_id: str,
-    timeout_seconds: float,
 ) -> Forwarded:
-    body = _BodyCounter(receive)
-    data = body.chunks() if _has_body(scope) else None
+    length = declared_length(scope)
+    if length is not None and length > target.max_body_bytes:
+        raise PayloadTooLarge(_too_large_message(target.max_body_bytes))
+    body = _BodyCounter(receive, target.max_body_bytes)
+    data = body.chunks() if length else None
     sent_at = time.perf_counter()
+    started = False
     try:
         async with client.request(
             scope["method"],
-            _upstream_url(endpoint, scope),
-            headers=_request_headers(scope, request_id),
+            target.url,
+            headers=target.headers,
             data=data,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            timeout=aiohttp.ClientTimeout(total=target.timeout_seconds),
         ) as upstream:
             upstream_ms = round((time.perf_counter() - sent_at) * 1000, 3)
             headers = [
                 (k.lower(), v) for k, v in upstream.raw_headers if k.lower() not in _DROP_RESPONSE
             ]
             headers.append((b"x-request-id", request_id.encode()))
+            headers += target.extra_response_headers
+            started = True
             await send(
                 {"type": "http.response.start", "status": upstream.status, "headers": headers}
             )
@@ -143,9 +189,12 @@ async def forward(
             return Forwarded(upstream.status, upstream_ms, body.count, sent)
     except TimeoutError:
         raise GatewayTimeout(
-            f"The API did not answer within {timeout_seconds:g} s.", code="upstream_timeout"
+            f"The API did not answer within {target.timeout_seconds:g} s.",
+            code="upstream_timeout",
         ) from None
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        if body.too_large and not started:
+            raise PayloadTooLarge(_too_large_message(target.max_body_bytes)) from None
         raise BadGateway(
             "The API's container is not reachable.", code="upstream_unreachable"
         ) from exc

@@ -6,19 +6,14 @@ publishes a change on the routes channel (deploy, stop, delete).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.events import ROUTES_CHANNEL
-from shared.models import Api, Deployment
-
-log = logging.getLogger("veil.dataplane.routes")
+from shared.crypto import gateway_secret
+from shared.models import Api, ApiVersion, Deployment
 
 
 @dataclass(frozen=True)
@@ -30,11 +25,16 @@ class Route:
     endpoint: str | None  # None: the API has no running container
     timeout_seconds: float | None = None  # the API's own; None: the platform default
     max_concurrency: int | None = None  # calls in flight at once; None: no limit
+    version: int | None = None  # the version the running deployment serves
+    gateway_secret: bytes = b""  # sent upstream as X-Veil-Gateway-Secret
 
 
 class RouteTable:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_seconds: float) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], ttl_seconds: float, secrets_key: str
+    ) -> None:
         self._sessions = sessions
+        self._secrets_key = secrets_key
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, Route | None]] = {}
 
@@ -58,14 +58,16 @@ class RouteTable:
                     Deployment.status,
                     Api.timeout_seconds,
                     Api.max_concurrency,
+                    ApiVersion.number,
                 )
                 .outerjoin(Deployment, Deployment.id == Api.active_deployment_id)
+                .outerjoin(ApiVersion, ApiVersion.id == Deployment.version_id)
                 .where(Api.slug == slug)
             )
             row = result.first()
         if row is None:
             return None
-        api_id, owner_id, deployment_id, endpoint, status, timeout_seconds, max_concurrency = row
+        api_id, owner_id, deployment_id, endpoint, status, timeout, concurrency, version = row
         running = status == "running" and endpoint is not None
         return Route(
             api_id=api_id,
@@ -73,8 +75,10 @@ class RouteTable:
             owner_id=owner_id,
             deployment_id=deployment_id if running else None,
             endpoint=endpoint if running else None,
-            timeout_seconds=timeout_seconds,
-            max_concurrency=max_concurrency,
+            timeout_seconds=timeout,
+            max_concurrency=concurrency,
+            version=version if running else None,
+            gateway_secret=gateway_secret(self._secrets_key, api_id).encode(),
         )
 
     def invalidate(self, slug: str | None = None) -> None:
@@ -82,22 +86,3 @@ class RouteTable:
             self._cache.clear()
         else:
             self._cache.pop(slug, None)
-
-    async def follow_invalidations(self, redis: Redis) -> None:
-        """Listen on the routes channel until cancelled; reconnect when Redis drops."""
-        while True:
-            try:
-                async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(ROUTES_CHANNEL)
-                    # Anything cached before the subscription may have missed a message.
-                    self.invalidate()
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            data = message["data"]
-                            self.invalidate(data.decode() if isinstance(data, bytes) else data)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("route invalidation feed lost (%s); retrying", exc)
-                self.invalidate()
-                await asyncio.sleep(1.0)

@@ -132,7 +132,9 @@ async def test_forwards_method_path_query_body_and_strips_credentials(
         headers={
             **world["owner"],
             "Content-Type": "application/json",
-            "X-Api-Key": "veil_live_x",
+            "Cookie": "veil_session=secret; theme=dark",
+            "X-Forwarded-For": "6.6.6.6",
+            "X-Veil-Gateway-Secret": "forged",
             "X-Custom": "kept",
             "X-Request-Id": "caller-chosen-id-123",
         },
@@ -145,7 +147,10 @@ async def test_forwards_method_path_query_body_and_strips_credentials(
     assert seen["body"] == '{"n": 1}'
     assert seen["headers"]["x-custom"] == "kept"
     assert "authorization" not in seen["headers"]
-    assert "x-api-key" not in seen["headers"]
+    assert seen["headers"]["cookie"] == "theme=dark"  # the platform's cookie is gone
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"  # what the gateway saw
+    assert seen["headers"]["x-veil-gateway-secret"] != "forged"
+    assert len(seen["headers"]["x-veil-gateway-secret"]) == 40
     assert seen["headers"]["x-request-id"] == "caller-chosen-id-123"
     assert response.headers["x-request-id"] == "caller-chosen-id-123"
     assert response.headers["x-upstream"] == "yes"
@@ -163,15 +168,22 @@ async def test_forwards_method_path_query_body_and_strips_credentials(
     assert event.bytes_out == len(response.content)
     assert event.upstream_ms is not None
     assert event.latency_ms >= event.upstream_ms
+    assert event.gateway_ms is not None
+    assert event.gateway_ms >= 0
+    assert event.version == 1
+    assert event.key_id is None  # the owner's token: unmetered
 
 
 async def test_answers_in_the_error_shape(world: dict[str, Any]) -> None:
     client: httpx.AsyncClient = world["client"]
     assert_error(await client.get("/nope/x", headers=world["owner"]), 404, "api_not_found")
-    assert_error(await client.get("/echo/x"), 401, "unauthorized")
+    assert_error(await client.get("/echo/x"), 401, "missing_api_key")
+    garbage = {"X-API-Key": "veil_live_not-a-real-key"}
+    assert_error(await client.get("/echo/x", headers=garbage), 401, "invalid_api_key")
+    assert_error(await client.get("/echo/a/..%2f..%2fx", headers=world["owner"]), 400)
     bad = {"Authorization": "Bearer not.a.token"}
     assert_error(await client.get("/echo/x", headers=bad), 401, "invalid_token")
-    assert_error(await client.get("/echo/x", headers=world["other"]), 403, "no_access")
+    assert_error(await client.get("/echo/x", headers=world["other"]), 403, "not_subscribed")
     idle = await client.get("/idle/x", headers=world["owner"])
     assert_error(idle, 503, "api_not_running")
     assert idle.headers["retry-after"] == "5"
@@ -181,7 +193,7 @@ async def test_answers_in_the_error_shape(world: dict[str, Any]) -> None:
     statuses = sorted(
         e.status_code for e in await _events(world["redis"], world["settings"].events_stream)
     )
-    assert statuses == [401, 401, 403, 503, 504]  # unknown slugs belong to no API
+    assert statuses == [401, 401, 401, 403, 503, 504]  # unknown slugs belong to no API
 
 
 async def test_dead_container_is_a_quick_502_and_route_changes_apply(world: dict[str, Any]) -> None:
