@@ -75,7 +75,9 @@ async def test_redelivered_events_are_stored_once(
     first = EventConsumer(redis, sessions, stream, "g", "c1", batch_size=10)
     await first.ensure_group()
     now = datetime.now(UTC)
-    batch = [event("api-1", 200, float(i), now) for i in range(25)]
+    batch = [event("api-1", 200, float(i), now) for i in range(24)]
+    keyed = {"key_id": "k-1", "subscription_id": "s-1", "version": 4, "gateway_ms": 0.25}
+    batch.append(event("api-1", 200, 1.0, now, **keyed))
     for e in batch:
         await redis.xadd(stream, e.to_fields())  # type: ignore[arg-type]
     # The same event delivered twice (a data plane retry) must count once.
@@ -90,6 +92,11 @@ async def test_redelivered_events_are_stored_once(
     while await first.drain(block_ms=10):
         pass
     assert await _stored(first) == 25
+    async with sessions() as session:
+        stored = await session.get(Execution, batch[-1].event_id)
+        assert stored is not None
+        assert (stored.key_id, stored.subscription_id, stored.version) == ("k-1", "s-1", 4)
+        assert stored.gateway_ms == 0.25
     pending = await redis.xpending(stream, "g")
     assert pending["pending"] == 0
     await engine.dispose()
