@@ -76,15 +76,24 @@ def test_upload_deploy_call_and_see_it_counted(platform: Platform) -> None:
             assert answer.headers["x-request-id"]
             assert plane.get(f"/{slug}/greet").status_code == 401
 
+        # A consumer finds it in the marketplace, subscribes and calls it with the key.
+        key = _consumer_subscribes(api, auth, api_id)
+        with httpx.Client(base_url=platform.dataplane, timeout=10) as plane:
+            answer = plane.get(f"/{slug}/as-consumer", headers={"X-API-Key": key})
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["ratelimit-policy"].startswith('"burst";q=5;w=1')
+
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             stats = api.get(f"/api/v1/apis/{api_id}/stats", headers=auth).json()
-            if stats.get("calls") == 2:
+            if stats.get("calls") == 3:
                 break
             time.sleep(0.2)
-        assert stats["calls"] == 2, stats
+        assert stats["calls"] == 3, stats
         assert stats["client_errors"] == 1
         assert stats["latency_ms"]["p50"] is not None
+
+        _rate_limit_and_revocation_hold_across_workers(api, platform, slug, key)
 
         logs = api.get(f"/api/v1/apis/{api_id}/logs", headers=auth)
         assert logs.status_code == 200, logs.text
@@ -156,3 +165,68 @@ def test_upload_deploy_call_and_see_it_counted(platform: Platform) -> None:
 
     # Ctrl-C stops everything the launcher started.
     assert stop(platform.process) == 0
+
+
+def _consumer_subscribes(api: httpx.Client, owner: dict[str, str], api_id: str) -> str:
+    assert api.patch(
+        f"/api/v1/apis/{api_id}", json={"visibility": "public"}, headers=owner
+    ).is_success
+    plan = api.post(
+        f"/api/v1/apis/{api_id}/plans",
+        json={"name": "Starter", "rate_per_second": 5, "burst": 5, "daily_quota": 1000},
+        headers=owner,
+    )
+    assert plan.status_code == 201, plan.text
+    tokens = api.post(
+        "/api/v1/auth/signup",
+        json={"email": "buyer@example.com", "password": "correct horse", "role": "consumer"},
+    ).json()
+    consumer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    found = api.get("/api/v1/marketplace/apis", params={"q": "hello"}).json()
+    assert [item["id"] for item in found["items"]] == [api_id]
+    subscribed = api.post(f"/api/v1/marketplace/apis/{api_id}/subscribe", json={}, headers=consumer)
+    assert subscribed.status_code == 201, subscribed.text
+    body = subscribed.json()
+    key: str = body["api_key"]
+    assert key.startswith("veil_live_")
+    # The key is shown once: listing shows its prefix only.
+    listed = api.get(f"/api/v1/subscriptions/{body['subscription']['id']}/keys", headers=consumer)
+    assert key not in listed.text
+    revoke = api.delete(f"/api/v1/keys/{body['key']['id']}", headers=consumer)
+    assert revoke.status_code == 204, revoke.text
+    fresh = api.post(
+        f"/api/v1/subscriptions/{body['subscription']['id']}/keys", json={}, headers=consumer
+    )
+    assert fresh.status_code == 201, fresh.text
+    new_key: str = fresh.json()["api_key"]
+    return new_key
+
+
+def _rate_limit_and_revocation_hold_across_workers(
+    api: httpx.Client, platform: Platform, slug: str, key: str
+) -> None:
+    """Fresh connections spread over the data plane's worker processes."""
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    headers = {"X-API-Key": key}
+    with httpx.Client(base_url=platform.dataplane, timeout=10, limits=no_reuse) as plane:
+        time.sleep(1.1)  # a full bucket again
+        statuses = [plane.get(f"/{slug}/burst", headers=headers).status_code for _ in range(8)]
+        assert statuses.count(200) <= 6, statuses  # burst 5 (+1 refilled meanwhile at most)
+        assert 429 in statuses, statuses
+        consumer = _login(api, "buyer@example.com")
+        subscription_id = api.get("/api/v1/subscriptions", headers=consumer).json()["items"][0][
+            "id"
+        ]
+        listed = api.get(f"/api/v1/subscriptions/{subscription_id}/keys", headers=consumer).json()
+        live = [k for k in listed["items"] if k["revoked_at"] is None]
+        assert api.delete(f"/api/v1/keys/{live[0]['id']}", headers=consumer).status_code == 204
+        time.sleep(1.0)  # the issue's bound: revoked everywhere within one second
+        statuses = [plane.get(f"/{slug}/after", headers=headers).status_code for _ in range(8)]
+        assert statuses == [401] * 8, statuses
+
+
+def _login(api: httpx.Client, email: str) -> dict[str, str]:
+    tokens = api.post(
+        "/api/v1/auth/login", json={"email": email, "password": "correct horse"}
+    ).json()
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
