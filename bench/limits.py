@@ -1,9 +1,11 @@
 """Rate-limit checks per second from one asyncio process, against a plain PING round trip.
 
-Run: `uv run python -m bench.limits [--seconds S] [--concurrency N]`. Starts its own
+Run: `uv run python -m bench.limits [--seconds S] [--rounds R] [--concurrency N]`. Starts its own
 redis-server on a free loopback port (stopped again by its pid at the end), then
-measures, each for S seconds after a warm-up: PING one at a time, PING with N in
-flight, `Limiter.check` one at a time, `Limiter.check` with N in flight. The policy
+measures, after a warm-up, in R interleaved rounds of S seconds each: PING one at a
+time, PING with N in flight, `Limiter.check` one at a time, `Limiter.check` with N in
+flight; it prints medians over the rounds, this process's CPU time per call, and
+the time redis-server itself spends per PING and per EVALSHA (INFO commandstats). The policy
 has all three limits (rate, daily, monthly) set high enough that every check is
 admitted, spread over 1000 subscriptions, so each check runs the whole script.
 """
@@ -20,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -62,10 +65,26 @@ def redis_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@dataclass
+class Figures:
+    rates: list[float] = field(default_factory=list)  # calls/s, one per round
+    p50s: list[float] = field(default_factory=list)  # µs
+    cpus: list[float] = field(default_factory=list)  # this process's CPU µs per call
+
+    def add(self, rate: float, p50: float, cpu: float) -> None:
+        self.rates.append(rate)
+        self.p50s.append(p50)
+        self.cpus.append(cpu)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+
 async def measure(
     call: Callable[[int], Awaitable[object]], seconds: float, concurrency: int
-) -> tuple[float, float]:
-    """Calls per second and median latency (µs) with `concurrency` callers in a loop."""
+) -> tuple[float, float, float]:
+    """Calls/s, median latency (µs) and CPU µs per call with `concurrency` callers."""
     done = 0
     latencies: list[float] = []
     until = time.perf_counter() + seconds
@@ -80,13 +99,13 @@ async def measure(
             done += 1
             i += concurrency
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(caller(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return done / elapsed, statistics.median(latencies) * 1e6
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return done / elapsed, statistics.median(latencies) * 1e6, cpu / done * 1e6
 
 
-async def run(url: str, seconds: float, concurrency: int) -> None:
+async def run(url: str, seconds: float, rounds: int, concurrency: int) -> None:
     redis = Redis.from_url(url)
     limiter = Limiter(redis, fail_open=False)
 
@@ -99,38 +118,51 @@ async def run(url: str, seconds: float, concurrency: int) -> None:
             raise RuntimeError(f"check refused: {decision}")
         return decision
 
+    calls = {"PING": ping, "check": check}
+    figures = {(name, n): Figures() for name in calls for n in (1, concurrency)}
     try:
         # Warm-up: connections opened, the script loaded.
         await measure(ping, 0.3, concurrency)
         await measure(check, 0.3, concurrency)
-        results = {}
-        for name, call in (("PING", ping), ("check", check)):
-            for n in (1, concurrency):
-                results[name, n] = await measure(call, seconds, n)
+        await redis.config_resetstat()
+        # Interleaved rounds, medians reported: this box is shared and noisy.
+        for _ in range(rounds):
+            for (name, n), figure in figures.items():
+                figure.add(*await measure(calls[name], seconds, n))
+        stats = await redis.info("commandstats")
         counters = await redis.mget(await redis.keys("*:d:*"))
         admitted = sum(int(value) for value in counters if value is not None)
     finally:
         await redis.aclose()
 
-    print(f"one asyncio process, loopback redis-server, {seconds:g} s per figure")
-    print(f"{'':24}{'calls/s':>10}{'p50 µs':>10}{'vs PING':>10}")
+    print(
+        f"one asyncio process, loopback redis-server, {rounds} interleaved rounds"
+        f" of {seconds:g} s, medians"
+    )
+    print(f"{'':22}{'calls/s':>9}{'vs PING':>9}{'p50 µs':>9}{'CPU µs/call':>13}")
     for n in (1, concurrency):
         label = "sequential" if n == 1 else f"{n} in flight"
-        ping_rate, ping_p50 = results["PING", n]
-        check_rate, check_p50 = results["check", n]
-        print(f"{'PING, ' + label:24}{ping_rate:>10,.0f}{ping_p50:>10,.0f}{'1.00':>10}")
-        ratio = check_rate / ping_rate
-        print(f"{'check, ' + label:24}{check_rate:>10,.0f}{check_p50:>10,.0f}{ratio:>10.2f}")
+        ping_rate = figures["PING", n].rate
+        for name in calls:
+            figure = figures[name, n]
+            print(
+                f"{name + ', ' + label:22}{figure.rate:>9,.0f}{figure.rate / ping_rate:>9.2f}"
+                f"{statistics.median(figure.p50s):>9,.0f}{statistics.median(figure.cpus):>13,.0f}"
+            )
+    for command in ("ping", "evalsha"):
+        usec = stats.get(f"cmdstat_{command}", {}).get("usec_per_call")
+        print(f"redis-server time per {command.upper()}: {usec} µs")
     print(f"checks counted by Redis (daily counters): {admitted:,}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=1.0, help="per round and figure")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
     with redis_server() as url:
-        asyncio.run(run(url, args.seconds, args.concurrency))
+        asyncio.run(run(url, args.seconds, args.rounds, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import Receive, Scope, Send
 
 from gateway.dataplane.auth import Caller, identify
@@ -57,7 +57,13 @@ class DataPlane:
             self.settings.secrets_key.get_secret_value(),
         )
         self.keys = KeyCache(sessions, self.settings.key_cache_ttl_seconds)
-        self.redis = Redis.from_url(self.settings.redis_url)
+        # A blocking pool: past its size a call waits for a connection instead of
+        # failing, which would read as "Redis down" (and, failing open, as no limits).
+        self.redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                self.settings.redis_url, max_connections=128, timeout=2
+            )
+        )
         self.limiter = Limiter(self.redis, fail_open=self.settings.rate_limit_fail_open)
         self.events = EventSink(
             self.redis, self.settings.events_stream, self.settings.events_stream_maxlen

@@ -8,10 +8,12 @@ nothing. The rate uses Redis' own clock (`TIME`), so workers with skewed
 clocks share one bucket; the calendar windows (UTC days and months) come from
 the `clock` given to the `Limiter` and are passed in as key names and TTLs.
 
-Answers carry the IETF RateLimit fields in the structured-field syntax of
-draft-ietf-httpapi-ratelimit-headers-08 and later (checked against -11, May
-2026: §3 RateLimit-Policy, a List of String items with parameters q and w;
-§4 RateLimit, a List of String items with parameters r and t):
+Answers carry the IETF RateLimit fields in the structured-field (RFC 9651)
+syntax of draft-ietf-httpapi-ratelimit-headers-08 and later, checked against
+-11 of May 2026 (https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/):
+§3 RateLimit-Policy is a List of String items with parameters q (quota) and
+w (window, s); §4 RateLimit is a List of String items with parameters r
+(remaining) and t (effective window, s):
 
     RateLimit-Policy: "burst";q=20;w=1, "daily";q=1000;w=86400
     RateLimit: "burst";r=19;t=1, "daily";r=958;t=40000
@@ -128,11 +130,7 @@ class Policy:
     @property
     def unlimited(self) -> bool:
         """Nothing to check: the caller skips Redis entirely."""
-        return (
-            self.rate_per_second is None
-            and self.daily_quota is None
-            and (self.monthly_quota is None)
-        )
+        return (self.rate_per_second, self.daily_quota, self.monthly_quota) == (None, None, None)
 
     @property
     def bucket(self) -> tuple[int, int] | None:
@@ -295,7 +293,8 @@ class Limiter:
     a burst of calls on a cold worker opens one connection each, and 200 of them
     took up to 0.4 s here; a false alarm would refuse or skip checks for a while.
     `timeout=None` saves the timer (~8 µs a check here) when the client's own
-    socket timeout and retry policy already bound every command.
+    socket timeout and retry policy already bound every command. At most
+    `max_in_flight` checks use the client at once; the rest wait their turn.
     """
 
     def __init__(
@@ -308,6 +307,7 @@ class Limiter:
         timeout: float | None = 2.0,
         probe_interval: float = 1.0,
         warn_interval: float = 30.0,
+        max_in_flight: int = 50,
     ) -> None:
         self._redis = redis
         self._fail_open = fail_open
@@ -320,6 +320,12 @@ class Limiter:
         self._skip_until = 0.0  # monotonic; Redis timed out, answer without it until then
         self._warned_at = -math.inf  # monotonic time of the last "unavailable" warning
         self._degraded = False
+        # redis-py's pool raises MaxConnectionsError past max_connections (100 by
+        # default) instead of waiting: more calls than that at once would read as
+        # "Redis down" and skip or refuse checks. Extra callers queue here, outside
+        # the timeout, so a burst is slower, never unchecked. Keep it below the pool
+        # size, minus whatever else shares the client.
+        self._gate = asyncio.Semaphore(max_in_flight)
 
     async def check(self, subscription_id: str, policy: Policy) -> Decision:
         if policy.unlimited:
@@ -328,8 +334,6 @@ class Limiter:
         windows = self._windows
         if not windows.day_start <= now < windows.day_end:
             windows = self._windows = windows_at(now)
-        if self._skip_until and time.monotonic() < self._skip_until:
-            return self._unavailable(policy, windows, None)
         keys = keys_for(self._prefix, subscription_id, windows)
         static = _static_args(policy)
         args = (
@@ -337,16 +341,19 @@ class Limiter:
             math.ceil(windows.day_end - now) + KEY_MARGIN_SECONDS,
             math.ceil(windows.month_end - now) + KEY_MARGIN_SECONDS,
         )
-        try:
-            if self._timeout is None:
-                reply = await self._evalsha(keys, args)
-            else:
-                async with asyncio.timeout(self._timeout):
+        async with self._gate:
+            if self._skip_until and time.monotonic() < self._skip_until:
+                return self._unavailable(policy, windows, None)
+            try:
+                if self._timeout is None:
                     reply = await self._evalsha(keys, args)
-        except (RedisError, OSError) as exc:  # builtin TimeoutError is an OSError
-            if isinstance(exc, TimeoutError):
-                self._skip_until = time.monotonic() + self._probe_interval
-            return self._unavailable(policy, windows, exc)
+                else:
+                    async with asyncio.timeout(self._timeout):
+                        reply = await self._evalsha(keys, args)
+            except (RedisError, OSError) as exc:  # builtin TimeoutError is an OSError
+                if isinstance(exc, TimeoutError):
+                    self._skip_until = time.monotonic() + self._probe_interval
+                return self._unavailable(policy, windows, exc)
         if self._degraded:
             self._degraded = False
             self._skip_until = 0.0
