@@ -59,10 +59,8 @@ class DataPlane:
         self.keys = KeyCache(sessions, self.settings.key_cache_ttl_seconds)
         # A blocking pool: past its size a call waits for a connection instead of
         # failing, which would read as "Redis down" (and, failing open, as no limits).
-        self.redis = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                self.settings.redis_url, max_connections=128, timeout=2
-            )
+        self.redis = Redis.from_pool(  # from_pool: closing the client closes the pool
+            BlockingConnectionPool.from_url(self.settings.redis_url, max_connections=128, timeout=2)
         )
         self.limiter = Limiter(self.redis, fail_open=self.settings.rate_limit_fail_open)
         self.events = EventSink(
