@@ -65,7 +65,10 @@ async def test_sample_app_runs_hardened_and_answers(
     assert labels["veil.api_id"] == api["id"]
     assert labels["veil.deployment_id"] == deployment_id
     env = container.attrs["Config"]["Env"]
-    assert not any(e.startswith(("VEIL_", "JWT", "DATABASE")) for e in env)
+    platform = [e for e in env if e.startswith(("VEIL_", "JWT", "DATABASE"))]
+    assert [e.partition("=")[0] for e in platform] == ["VEIL_GATEWAY_SECRET"]  # its own
+    for secret in (settings.jwt_secret, settings.service_token, settings.secrets_key):
+        assert secret.get_secret_value() not in "\n".join(env)
 
     # It answers on the endpoint recorded for the data plane.
     endpoint = await endpoint_of(deployer, deployment_id)
