@@ -98,8 +98,17 @@ def request_headers(
 ) -> list[tuple[str, str]]:
     """The caller's headers minus hop-by-hop and platform ones, plus the gateway's own."""
     out: list[tuple[str, str]] = []
+    # Headers the caller named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    named = {
+        token.strip().lower()
+        for key, value in scope["headers"]
+        if key == b"connection"
+        for token in value.split(b",")
+    }
     for key, value in scope["headers"]:
-        if key in _DROP_REQUEST or (drop_authorization and key == b"authorization"):
+        if key in _DROP_REQUEST or key in named:
+            continue
+        if drop_authorization and key == b"authorization":
             continue
         if key == b"cookie":
             value = _cookies_without_platform_ones(value)

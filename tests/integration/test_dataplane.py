@@ -135,6 +135,8 @@ async def test_forwards_method_path_query_body_and_strips_credentials(
             "Cookie": "veil_session=secret; theme=dark",
             "X-Forwarded-For": "6.6.6.6",
             "X-Veil-Gateway-Secret": "forged",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "only for the next hop",
             "X-Custom": "kept",
             "X-Request-Id": "caller-chosen-id-123",
         },
@@ -148,6 +150,7 @@ async def test_forwards_method_path_query_body_and_strips_credentials(
     assert seen["headers"]["x-custom"] == "kept"
     assert "authorization" not in seen["headers"]
     assert seen["headers"]["cookie"] == "theme=dark"  # the platform's cookie is gone
+    assert "x-hop" not in seen["headers"]
     assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"  # what the gateway saw
     assert seen["headers"]["x-veil-gateway-secret"] != "forged"
     assert len(seen["headers"]["x-veil-gateway-secret"]) == 40
