@@ -1,4 +1,4 @@
-"""Analytics on :8082: ingests execution events, answers stats (internal, service token)."""
+"""Analytics on :8082: ingests execution events; stats, history, reconciliation (internal)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,22 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI, Query, Request
 from redis.asyncio import Redis
 
+from analytics import jobs
+from analytics.billing.job import BillingJob
+from analytics.billing.router import router as billing_router
+from analytics.history.service import ExecutionPage, history
 from analytics.ingest.consumer import EventConsumer
+from analytics.reconcile.service import ReconciliationReport, reconcile
 from analytics.stats.service import ApiStats, api_stats
 from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
 from shared.http.service_auth import ServiceOnly
+from shared.models.base import utcnow
 from shared.settings import AnalyticsSettings
 
 
@@ -37,28 +43,124 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         )
         app.state.settings = settings
         app.state.sessions = sessions
+        app.state.redis = redis
         app.state.consumer = consumer
-        task = asyncio.create_task(consumer.run_forever())
+        app.state.last_reconciliation = None
+
+        async def reconcile_job() -> None:
+            app.state.last_reconciliation = await jobs.reconcile_recent(redis, sessions, settings)
+
+        tasks = [
+            asyncio.create_task(consumer.run_forever(settings.block_ms)),
+            asyncio.create_task(
+                jobs.every(
+                    settings.purge_interval_seconds,
+                    lambda: jobs.purge_once(sessions, settings),
+                    "raw execution purge",
+                )
+            ),
+            asyncio.create_task(
+                jobs.every(settings.reconcile_interval_seconds, reconcile_job, "reconciliation")
+            ),
+        ]
+        app.state.billing = BillingJob(
+            sessions,
+            settings.platform_fee_bps,
+            settings.billing_interval_seconds,
+            settings.billing_close_grace_seconds,
+        )
+        if settings.billing_interval_seconds > 0:
+            tasks.append(asyncio.create_task(app.state.billing.run_forever()))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
             await engine.dispose()
 
-    app = create_service_app("Veil analytics", lifespan, description="Internal: usage stats.")
+    app = create_service_app(
+        "Veil analytics", lifespan, description="Internal: usage stats, history, reconciliation."
+    )
+
+    app.include_router(billing_router)
 
     @app.get("/internal/v1/apis/{api_id}/stats")
     async def stats(
         api_id: str,
         request: Request,
         _auth: ServiceOnly,
+        since: datetime | None = Query(default=None, description="default: 24 hours ago"),
+        until: datetime | None = Query(default=None, description="default: now"),
+        version: int | None = Query(default=None),
+        subscription_id: str | None = Query(default=None),
+        key_id: str | None = Query(default=None),
+    ) -> ApiStats:
+        """Calls, errors, latency percentiles, bytes, top consumers and a time series."""
+        async with request.app.state.sessions() as session:
+            return await api_stats(
+                session,
+                api_id,
+                since,
+                until,
+                version=version,
+                subscription_id=subscription_id,
+                key_id=key_id,
+            )
+
+    @app.get("/internal/v1/apis/{api_id}/executions")
+    async def executions(
+        api_id: str,
+        request: Request,
+        _auth: ServiceOnly,
         since: datetime | None = Query(default=None),
         until: datetime | None = Query(default=None),
-    ) -> ApiStats:
+        status: str | None = Query(default=None, description="a code (404) or a class (5xx)"),
+        key_id: str | None = Query(default=None),
+        subscription_id: str | None = Query(default=None),
+        version: int | None = Query(default=None),
+        cursor: str | None = Query(default=None),
+        limit: int = Query(default=50),
+    ) -> ExecutionPage:
+        """The API's calls, newest first, a page at a time."""
         async with request.app.state.sessions() as session:
-            return await api_stats(session, api_id, since, until)
+            return await history(
+                session,
+                api_id,
+                since=since,
+                until=until,
+                status=status,
+                key_id=key_id,
+                subscription_id=subscription_id,
+                version=version,
+                cursor=cursor,
+                limit=limit,
+            )
+
+    @app.get("/internal/v1/reconciliation")
+    async def reconciliation(
+        request: Request,
+        _auth: ServiceOnly,
+        since: datetime | None = Query(default=None, description="default: an hour before until"),
+        until: datetime | None = Query(default=None, description="default: now"),
+    ) -> ReconciliationReport:
+        """Data-plane counts vs stored counts per API and minute; every difference listed."""
+        until = until or utcnow()
+        since = since or until - timedelta(hours=1)
+        async with request.app.state.sessions() as session:
+            return await reconcile(
+                request.app.state.redis, session, settings.events_stream, since, until
+            )
+
+    @app.get("/internal/v1/reconciliation/last")
+    async def last_reconciliation(
+        request: Request, _auth: ServiceOnly
+    ) -> ReconciliationReport | None:
+        """The report of the periodic job's last run (None before the first one)."""
+        report: ReconciliationReport | None = request.app.state.last_reconciliation
+        return report
 
     return app

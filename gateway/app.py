@@ -9,9 +9,11 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from gateway.admin.revenue import router as revenue_router
 from gateway.admin.router import router as admin_router
 from gateway.apis.router import router as apis_router
 from gateway.auth.router import router as auth_router
+from gateway.billing.router import router as billing_router
 from gateway.build_queue import BuildQueue
 from gateway.deployments.router import router as deployments_router
 from gateway.marketplace.router import router as marketplace_router
@@ -70,6 +72,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         subscriptions_router,
         keys_router,
         subscribers_router,
+        billing_router,
+        revenue_router,
     ):
         app.include_router(router)
     return app

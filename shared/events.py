@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
@@ -42,6 +42,17 @@ async def publish_key_change(redis: Redis, key_hash: str) -> None:
         await redis.publish(KEYS_CHANNEL, key_hash)
     except Exception as exc:
         log.warning("could not publish key change for %s: %s", key_hash[:12], exc)
+
+
+# The data plane counts every event it appends, per API and minute of the call,
+# in a hash per minute beside the stream; analytics reconciles its stored counts
+# against these. Kept long enough to reconcile a week.
+EXECUTION_COUNTS_TTL_SECONDS = 8 * 24 * 3600
+
+
+def execution_counts_key(stream: str, started_at: datetime) -> str:
+    """The hash (field: API id, value: events appended) for the UTC minute of `started_at`."""
+    return f"{stream}:counts:{started_at.astimezone(UTC):%Y%m%dT%H%M}"
 
 
 def build_feed_stream(deployment_id: str) -> str:
@@ -80,10 +91,16 @@ class ExecutionEvent:
 
     @classmethod
     def from_fields(cls, raw: dict[bytes, bytes] | dict[str, str]) -> ExecutionEvent:
-        data = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()
-        }
+        data: dict[str, str]
+        if raw and isinstance(next(iter(raw)), bytes):  # as redis-py returns them: one test
+            data = {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+        else:
+            data = {
+                (k.decode() if isinstance(k, bytes) else k): (
+                    v.decode() if isinstance(v, bytes) else v
+                )
+                for k, v in raw.items()
+            }
         required = {
             "event_id",
             "request_id",

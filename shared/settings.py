@@ -102,4 +102,21 @@ class AnalyticsSettings(CommonSettings):
     events_stream: str = "veil:executions"
     consumer_group: str = "analytics"
     consumer_name: str = Field(default="analytics-1")
-    batch_size: int = 500
+    # Most entries read (and stored in one transaction) at once: a busy stream gives
+    # big batches, whose rollup rows are few per event; a quiet one gives small ones.
+    batch_size: int = 10_000
+    block_ms: int = 200  # longest wait per stream read: bounds how stale stats can be
+    # Raw executions (the history) are deleted after this many days; rollups stay.
+    raw_retention_days: float = 30.0
+    purge_interval_seconds: float = 3600.0
+    # Data-plane counts vs stored counts, per API and minute: how often, over how
+    # long a window, and how long to leave the newest minutes for events in flight.
+    reconcile_interval_seconds: float = 300.0
+    reconcile_window_minutes: int = 60
+    reconcile_settle_seconds: float = 120.0
+    # Billing: the platform's share of every invoice, in basis points (2000 = 20 %);
+    # how often the billing job refreshes drafts and closes due months (0: never,
+    # for tests); how long after a month ends it waits for late events before closing.
+    platform_fee_bps: int = Field(default=2000, ge=0, le=10_000)
+    billing_interval_seconds: float = Field(default=60.0, ge=0)
+    billing_close_grace_seconds: float = Field(default=300.0, ge=0)

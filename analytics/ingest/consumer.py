@@ -2,13 +2,16 @@
 
 At-least-once delivery (a consumer group; entries are acknowledged only after
 the database commit) plus an idempotent insert keyed on the event id gives
-exactly-once storage. Entries left pending by a crashed consumer are read
-again first on start-up.
+exactly-once storage; the rollups are written in the same transaction, and
+only for the events that insert actually stored. Entries left pending by this
+consumer are read again first on start-up; entries left pending by a consumer
+that is gone for good are claimed after `claim_idle_ms`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -16,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from analytics.ingest.repository import insert_executions
+from analytics.ingest.repository import store_executions
 from shared.events import ExecutionEvent
 
 log = logging.getLogger("veil.analytics.ingest")
@@ -31,6 +34,7 @@ class EventConsumer:
         group: str,
         consumer: str,
         batch_size: int,
+        claim_idle_ms: int = 60_000,
     ) -> None:
         self.redis = redis
         self.sessions = sessions
@@ -38,7 +42,8 @@ class EventConsumer:
         self.group = group
         self.consumer = consumer
         self.batch_size = batch_size
-        self.stored = 0
+        self.claim_idle_ms = claim_idle_ms
+        self.stored = 0  # events this consumer stored (redeliveries not counted)
 
     async def ensure_group(self) -> None:
         try:
@@ -47,14 +52,35 @@ class EventConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def run_forever(self, block_ms: int = 1000) -> None:
+    async def run_forever(self, block_ms: int = 200) -> None:
+        """Block at most `block_ms` per read: a new event is stored well within a second.
+
+        The next batch is read and decoded while the previous one is being
+        stored: one store in flight at a time, each acknowledged after its commit.
+        """
         while True:
+            storing: asyncio.Task[None] | None = None
             try:
                 await self.ensure_group()
-                await self.drain(pending_first=True)
+                while await self.drain(pending_first=True):
+                    pass
+                reads = 0
                 while True:
-                    await self.drain(block_ms=block_ms)
+                    if reads % 1000 == 0:
+                        if storing is not None:
+                            await storing
+                            storing = None
+                        await self.claim_abandoned()
+                    reads += 1
+                    entries = await self.read(block_ms=block_ms)
+                    if storing is not None:
+                        await storing
+                        storing = None
+                    if entries:
+                        storing = asyncio.create_task(self.store(entries))
             except asyncio.CancelledError:
+                if storing is not None:
+                    storing.cancel()
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("event stream unavailable (%s); retrying", exc)
@@ -62,32 +88,66 @@ class EventConsumer:
             except Exception:
                 log.exception("event ingestion failed; retrying")
                 await asyncio.sleep(1.0)
+            finally:
+                if storing is not None and not storing.done():
+                    # Unacknowledged entries are read again (pending first) on the retry.
+                    storing.cancel()
+                    with contextlib.suppress(BaseException):
+                        await storing
 
-    async def drain(self, *, pending_first: bool = False, block_ms: int | None = None) -> int:
-        """Read one batch (pending entries when `pending_first`), store it, acknowledge it."""
-        start_id = "0" if pending_first else ">"
+    async def read(self, *, pending_first: bool = False, block_ms: int | None = None) -> list[Any]:
+        """One batch: this consumer's pending entries when `pending_first`, else new ones."""
         response: Any = await self.redis.xreadgroup(
             self.group,
             self.consumer,
-            {self.stream: start_id},
+            {self.stream: "0" if pending_first else ">"},
             count=self.batch_size,
             block=None if pending_first else block_ms,
         )
         if not response:
-            return 0
-        entries = response[0][1]
-        if not entries:
-            return 0
-        ids = [entry_id for entry_id, _ in entries]
+            return []
+        entries: list[Any] = response[0][1]
+        return entries
+
+    async def drain(self, *, pending_first: bool = False, block_ms: int | None = None) -> int:
+        """Read one batch (pending entries when `pending_first`), store it, acknowledge it."""
+        entries = await self.read(pending_first=pending_first, block_ms=block_ms)
+        if entries:
+            await self.store(entries)
+        return len(entries)
+
+    async def claim_abandoned(self) -> int:
+        """Take over and store entries another consumer read but never acknowledged (it died)."""
+        claimed = 0
+        start = "0-0"
+        while True:
+            response: Any = await self.redis.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id=start,
+                count=self.batch_size,
+            )
+            start, entries = response[0], response[1]
+            entries = [entry for entry in entries if entry[1] is not None]  # trimmed away
+            if entries:
+                await self.store(entries)
+                claimed += len(entries)
+            if start in (b"0-0", "0-0"):
+                return claimed
+
+    async def store(self, entries: list[Any]) -> None:
         events: list[ExecutionEvent] = []
         for entry_id, fields in entries:
+            if not fields:  # trimmed from the stream while pending: nothing left to store
+                continue
             try:
                 events.append(ExecutionEvent.from_fields(fields))
             except (ValueError, KeyError) as exc:
                 log.error("dropping malformed event %s: %s", entry_id, exc)
         async with self.sessions() as session:
-            await insert_executions(session, events)
+            inserted = await store_executions(session, events)
             await session.commit()
-        await self.redis.xack(self.stream, self.group, *ids)
-        self.stored += len(events)
-        return len(entries)
+        await self.redis.xack(self.stream, self.group, *[entry_id for entry_id, _ in entries])
+        self.stored += inserted

@@ -1,8 +1,10 @@
 """Appends execution events to the Redis stream that analytics consumes.
 
-Sending happens after the response is finished, off the caller's latency. When
-Redis is unreachable, events wait in a bounded in-memory spool and a flusher
-retries them, so a short Redis outage loses nothing.
+Each event is also counted per API and minute in Redis, in the same atomic
+round trip, for analytics' reconciliation. Sending happens after the response
+is finished, off the caller's latency. When Redis is unreachable, events wait
+in a bounded in-memory spool and a flusher retries them (counting them when
+they are delivered), so a short Redis outage loses nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import deque
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.events import ExecutionEvent
+from shared.events import EXECUTION_COUNTS_TTL_SECONDS, ExecutionEvent, execution_counts_key
 
 log = logging.getLogger("veil.dataplane.events")
 
@@ -37,12 +39,19 @@ class EventSink:
             self._spool.append(event)
 
     async def _append(self, event: ExecutionEvent) -> None:
-        await self._redis.xadd(
-            self._stream,
-            event.to_fields(),  # type: ignore[arg-type]
-            maxlen=self._maxlen,
-            approximate=True,
-        )
+        # One round trip, applied atomically (MULTI/EXEC): the event and its count
+        # for the reconciliation (per API and minute of the call) land together.
+        counts = execution_counts_key(self._stream, event.started_at)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self._stream,
+                event.to_fields(),  # type: ignore[arg-type]
+                maxlen=self._maxlen,
+                approximate=True,
+            )
+            pipe.hincrby(counts, event.api_id, 1)
+            pipe.expire(counts, EXECUTION_COUNTS_TTL_SECONDS)
+            await pipe.execute()
 
     async def flush_spool_forever(self, interval: float = 1.0) -> None:
         while True:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import Plan, Subscription
+from shared.models import Plan, Subscription, SubscriptionPlanPeriod
 
 
 async def list_for_api(session: AsyncSession, api_id: str) -> Sequence[Plan]:
@@ -44,8 +44,14 @@ async def count_active(session: AsyncSession, api_id: str) -> int:
 
 
 async def has_subscriptions(session: AsyncSession, plan_id: str) -> bool:
-    """Any subscription, cancelled ones included: they are history that points at the plan."""
+    """Any subscription, cancelled ones included, or a subscription that was on the plan
+    before changing plans: they are history (and invoices) that point at the plan."""
     result = await session.execute(
         select(Subscription.id).where(Subscription.plan_id == plan_id).limit(1)
+    )
+    if result.first() is not None:
+        return True
+    result = await session.execute(
+        select(SubscriptionPlanPeriod.id).where(SubscriptionPlanPeriod.plan_id == plan_id).limit(1)
     )
     return result.first() is not None

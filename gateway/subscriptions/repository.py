@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import Api, ApiKey, Plan, Subscription, User
+from shared.models import Api, ApiKey, Plan, Subscription, SubscriptionPlanPeriod, User
+from shared.models.base import utcnow
 
 
 async def has_active(session: AsyncSession, consumer_id: str, api_id: str) -> bool:
@@ -91,3 +93,36 @@ async def get_key_for_consumer(
         select(ApiKey).where(ApiKey.id == key_id, ApiKey.consumer_id == consumer_id)
     )
     return result.scalar_one_or_none()
+
+
+async def lock(session: AsyncSession, subscription: Subscription) -> None:
+    """Hold the subscription until the transaction ends, and reload it. A write comes
+    first on purpose: it takes PostgreSQL's row lock and SQLite's database lock alike,
+    so two plan changes at once run one after the other."""
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.id == subscription.id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(subscription)
+
+
+async def start_plan_period(
+    session: AsyncSession, subscription_id: str, plan_id: str, at: datetime
+) -> None:
+    period = SubscriptionPlanPeriod(subscription_id=subscription_id, plan_id=plan_id, started_at=at)
+    session.add(period)
+    await session.flush()
+
+
+async def end_open_plan_period(session: AsyncSession, subscription_id: str, at: datetime) -> None:
+    await session.execute(
+        update(SubscriptionPlanPeriod)
+        .where(
+            SubscriptionPlanPeriod.subscription_id == subscription_id,
+            SubscriptionPlanPeriod.ended_at.is_(None),
+        )
+        .values(ended_at=at)
+        .execution_options(synchronize_session=False)
+    )

@@ -8,6 +8,7 @@ from gateway.apis.service import get_owned_or_404
 from gateway.deps import CurrentUser, Developer, Session, State
 from gateway.subscriptions import repository, service
 from gateway.subscriptions.schemas import (
+    ChangePlanIn,
     IssuedKeyOut,
     KeyCreate,
     KeyList,
@@ -49,6 +50,23 @@ async def cancel_subscription(
     for key_hash in revoked:
         await publish_key_change(state.redis, key_hash)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{subscription_id}/change-plan")
+async def change_plan(
+    subscription_id: str, body: ChangePlanIn, user: CurrentUser, session: Session, state: State
+) -> SubscriptionOut:
+    """Switch to another active plan of the API, now: upgrades and downgrades take effect
+    at once, and the keys get the new limits within a second. The month's invoice gets
+    one line per plan (see Billing in the README). Switching between two paid plans in
+    different currencies is refused (409 `currency_mismatch`)."""
+    subscription, api, _ = await service.get_for_consumer_or_404(session, subscription_id, user)
+    plan = await service.change_plan(session, subscription, body.plan_id)
+    keys = await repository.active_keys(session, subscription.id)
+    await session.commit()
+    for key in keys:
+        await publish_key_change(state.redis, key.key_hash)
+    return service.subscription_out(subscription, api, plan, state.settings.public_gateway_url)
 
 
 @router.get("/{subscription_id}/keys")

@@ -13,6 +13,12 @@ class KeyCreate(BaseModel):
     name: str | None = Field(default=None, max_length=60)
 
 
+class ChangePlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: str = Field(max_length=36)
+
+
 class KeyOut(BaseModel):
     """What a key's owner sees of it later: never the key or its hash."""
 

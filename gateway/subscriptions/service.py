@@ -6,6 +6,13 @@ Rotating a key revokes the old one at once, with no grace period: whoever
 rotates swaps the new key in first. Revoking is idempotent. Cancelling a
 subscription revokes all of its keys.
 
+A subscriber changes plan at once, upgrade or downgrade alike: the plan period
+that was open ends and the next starts at the same instant (billing prices each
+period's calls by its plan and prorates its included calls). The new plan must be
+an active plan of the same API; two paid plans must share a currency, since one
+invoice has one. Quota counters are the subscription's, not the plan's: the calls
+made today and this month count against the new plan's quotas too.
+
 Functions that revoke return the hashes they revoked: the router publishes
 them on the keys channel after the commit, so that every data-plane worker
 drops them from its cache within a second.
@@ -102,10 +109,10 @@ async def subscribe(
     session: AsyncSession, consumer: User, api: Api, plan_id: str | None
 ) -> tuple[Subscription, Plan, ApiKey, str]:
     """Subscribe `consumer` to a plan of `api` (visibility is the caller's check) and issue
-    the first key. Paid plans need no payment step yet: billing comes with a later issue."""
+    the first key, and open its first plan period (billing). No payment step yet."""
     plan = await _pick_plan(session, api, plan_id)
     already = Conflict(
-        "You already have an active subscription to this API; cancel it to switch plans.",
+        "You already have an active subscription to this API; change its plan instead.",
         code="already_subscribed",
     )
     if await repository.has_active(session, consumer.id, api.id):
@@ -116,6 +123,7 @@ async def subscribe(
         await session.flush()
     except IntegrityError:  # a concurrent request subscribed first (partial unique index)
         raise already from None
+    await repository.start_plan_period(session, subscription.id, plan.id, subscription.created_at)
     key, plaintext = await _new_key(session, subscription, None)
     return subscription, plan, key, plaintext
 
@@ -203,9 +211,37 @@ async def cancel(session: AsyncSession, subscription: Subscription) -> list[str]
     now = utcnow()
     subscription.status = "cancelled"
     subscription.cancelled_at = now
+    await repository.end_open_plan_period(session, subscription.id, now)
     revoked = []
     for key in await repository.active_keys(session, subscription.id):
         key.revoked_at = now
         revoked.append(key.key_hash)
     await session.flush()
     return revoked
+
+
+async def change_plan(session: AsyncSession, subscription: Subscription, plan_id: str) -> Plan:
+    """Move the subscription to another plan of its API, now. Returns the plan in force;
+    choosing the current plan changes nothing. The caller publishes the subscription's
+    live keys after the commit, so that the data plane applies the new limits at once."""
+    await repository.lock(session, subscription)
+    _require_active(subscription)
+    current = await session.get(Plan, subscription.plan_id)
+    assert current is not None  # the foreign key guarantees it
+    if plan_id == current.id:
+        return current
+    api = await session.get(Api, subscription.api_id)
+    assert api is not None
+    plan = await _pick_plan(session, api, plan_id)
+    if not (current.is_free or plan.is_free) and plan.currency != current.currency:
+        raise Conflict(
+            f"This plan is billed in {plan.currency}, yours in {current.currency}: cancel and"
+            " subscribe again to switch currency.",
+            code="currency_mismatch",
+        )
+    now = utcnow()
+    await repository.end_open_plan_period(session, subscription.id, now)
+    await repository.start_plan_period(session, subscription.id, plan.id, now)
+    subscription.plan_id = plan.id
+    await session.flush()
+    return plan

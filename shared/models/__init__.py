@@ -3,6 +3,7 @@
 from shared.models.api import Api, ApiVersion
 from shared.models.audit import AuditEntry
 from shared.models.base import Base
+from shared.models.billing import Invoice, InvoiceLine, SubscriptionPlanPeriod
 from shared.models.deployment import Deployment
 from shared.models.execution import Execution
 from shared.models.marketplace import ApiKey, Plan, Subscription
@@ -18,8 +19,11 @@ __all__ = [
     "Base",
     "Deployment",
     "Execution",
+    "Invoice",
+    "InvoiceLine",
     "Plan",
     "RefreshToken",
     "Subscription",
+    "SubscriptionPlanPeriod",
     "User",
 ]

@@ -2,17 +2,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Float, Index, Integer, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, UTCDateTime
+
+# Rollup resolutions, in seconds: minute, hour, day.
+MINUTE, HOUR, DAY = 60, 3600, 86400
+RESOLUTIONS = (MINUTE, HOUR, DAY)
 
 
 class Execution(Base):
     """One proxied call, stored exactly once: the event id is the primary key."""
 
     __tablename__ = "executions"
-    __table_args__ = (Index("ix_executions_api_started", "api_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_executions_api_started", "api_id", "started_at"),
+        Index("ix_executions_subscription_started", "subscription_id", "started_at"),
+        # The retention purge deletes by age alone.
+        Index("ix_executions_started_at", "started_at"),
+    )
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64))
@@ -28,6 +37,69 @@ class Execution(Base):
     bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    subscription_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    subscription_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     gateway_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ExecutionRollup(Base):
+    """Counters for the executions of one API in one minute, hour or day.
+
+    One row per (version, subscription, key, status class) seen in the bucket;
+    a missing version is 0, a missing subscription or key is "". Written in the
+    same transaction as the raw rows (upsert-increment), and kept when the raw
+    rows are purged.
+    """
+
+    __tablename__ = "execution_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "api_id",
+            "resolution_s",
+            "bucket_start",
+            "version",
+            "subscription_id",
+            "key_id",
+            "status_class",
+        ),
+        # The reconciliation reads every API's minutes at once.
+        Index("ix_execution_rollups_resolution_bucket", "resolution_s", "bucket_start"),
+    )
+
+    api_id: Mapped[str] = mapped_column(String(36))
+    resolution_s: Mapped[int] = mapped_column(Integer)  # 60, 3600 or 86400
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+    subscription_id: Mapped[str] = mapped_column(String(36))
+    key_id: Mapped[str] = mapped_column(String(36))
+    status_class: Mapped[int] = mapped_column(Integer)  # status_code // 100
+    calls: Mapped[int] = mapped_column(BigInteger)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)
+    bytes_out: Mapped[int] = mapped_column(BigInteger)
+    latency_sum: Mapped[float] = mapped_column(Float)
+    latency_max: Mapped[float] = mapped_column(Float)
+    upstream_calls: Mapped[int] = mapped_column(BigInteger)
+    upstream_sum: Mapped[float] = mapped_column(Float)
+    gateway_calls: Mapped[int] = mapped_column(BigInteger)
+    gateway_sum: Mapped[float] = mapped_column(Float)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LatencyRollup(Base):
+    """A latency histogram of one API in one minute, hour or day: one row per non-empty bucket.
+
+    `metric` is "t" (total), "u" (upstream) or "g" (gateway); `bucket` indexes
+    the fixed log-spaced bounds of analytics.stats.histogram.
+    """
+
+    __tablename__ = "latency_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("api_id", "resolution_s", "bucket_start", "metric", "bucket"),
+    )
+
+    api_id: Mapped[str] = mapped_column(String(36))
+    resolution_s: Mapped[int] = mapped_column(Integer)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    metric: Mapped[str] = mapped_column(String(1))
+    bucket: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(BigInteger)
