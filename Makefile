@@ -1,7 +1,7 @@
 # Veil: two commands do all set-up.
 #   make run   install what is missing, then start the whole platform (Ctrl-C stops it)
 #   make test  install what is missing (plus PostgreSQL), lint, type-check, run every test
-.PHONY: run test setup lint typecheck admin bench-deploy
+.PHONY: run test setup lint typecheck admin bench-deploy bench-analytics bench-gateway
 
 UV := uv
 
@@ -30,3 +30,11 @@ admin:  # make admin EMAIL=you@example.com (asks for the password)
 
 bench-deploy: setup
 	$(UV) run python -m bench.deploy
+
+bench-analytics:  # ingest rate and stats latency on SQLite and PostgreSQL (installs PostgreSQL)
+	bash scripts/setup.sh --with-postgres
+	$(UV) run python -m bench.analytics
+
+bench-gateway:  # data plane vs nginx and Caddy (installs nginx, caddy, wrk when missing)
+	bash scripts/setup.sh --with-bench
+	$(UV) run python -m bench.gateway

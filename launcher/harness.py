@@ -4,11 +4,18 @@ Starts `python -m launcher` exactly as `make run` does, but on free loopback
 ports, with its own data directory, its own Redis and its own instance label;
 on exit stops it with Ctrl-C (SIGINT) and removes every container and image
 that carries the label.
+
+The data plane runs as several worker processes (as many as `make run` starts,
+unless `dataplane_workers` says otherwise). Each worker only accepts connections
+once its own start-up is complete, so the first 200 from /healthz means "serving"
+and never reaches a half-started worker; a worker that fails to start makes the
+data plane, then the launcher, exit non-zero, which the wait below reports.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -58,21 +65,44 @@ def _worker_registered(redis: Redis) -> bool:
         return False
 
 
+def _raise_nofile() -> None:
+    """In the launcher's process, before exec: its soft open-file limit up to the hard one.
+
+    Inherited by every service, so a data-plane worker can hold thousands of client
+    and upstream connections at once (the benchmarks open 10,000).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 @contextmanager
 def running_platform(
-    workdir: Path, label: str, extra_env: dict[str, str] | None = None, timeout: float = 90
+    workdir: Path,
+    label: str,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 90,
+    dataplane_workers: int | None = None,
 ) -> Iterator[Platform]:
     ports = {name: free_port() for name in SERVICES}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEIL_")}
     env |= {f"VEIL_{name.upper()}_PORT": str(port) for name, port in ports.items()}
     env |= {"VEIL_DATA_DIR": str(workdir / "data"), "VEIL_INSTANCE_LABEL": label}
+    if dataplane_workers is not None:  # else the launcher's default, as for `make run`
+        env["VEIL_DATAPLANE_WORKERS"] = str(dataplane_workers)
     env |= extra_env or {}
     log_path = workdir / "platform.log"
     gateway = f"http://127.0.0.1:{ports['gateway']}"
     dataplane = f"http://127.0.0.1:{ports['dataplane']}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # our own interpreter and module
-            [sys.executable, "-m", "launcher"], cwd=ROOT, env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "launcher"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_raise_nofile,
         )
         redis = Redis(host="127.0.0.1", port=ports["redis"], socket_timeout=2)
         try:

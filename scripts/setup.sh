@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Veil host bootstrap. Idempotent: on a ready machine it checks and does nothing.
 #
-# Usage: bash scripts/setup.sh [--with-postgres]
+# Usage: bash scripts/setup.sh [--with-postgres] [--with-bench]
 #
 #   1. Debian packages docker.io, redis-server, mmdebstrap (+ postgresql with
-#      --with-postgres), installed only when missing (apt-get update only then).
+#      --with-postgres; + nginx, caddy, wrk with --with-bench, for bench/gateway.py),
+#      installed only when missing (apt-get update only then).
 #      The system redis/postgres services are NOT used: the platform starts its
 #      own instances, so a service the package auto-started is stopped again.
 #   2. dockerd running (started in the background, log /var/log/veil/dockerd.log).
@@ -29,6 +30,7 @@ has_systemd() { [[ -d /run/systemd/system ]] && have systemctl; }
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 DOCKERD_LOG="${VEIL_DOCKERD_LOG:-/var/log/veil/dockerd.log}"
 WITH_POSTGRES=0
+WITH_BENCH=0
 START_NS=$(date +%s%N)
 # dockerd, service and friends live in sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -36,6 +38,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 for arg in "$@"; do
     case "$arg" in
         --with-postgres) WITH_POSTGRES=1 ;;
+        --with-bench) WITH_BENCH=1 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
             exit 0
@@ -56,6 +59,7 @@ pkg_present() {
         postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
             && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null ;;
         python3-pip) have uv || python3 -m pip --version >/dev/null 2>&1 ;;
+        nginx | caddy | wrk) have "$1" ;;
         *) return 1 ;;
     esac
 }
@@ -85,6 +89,7 @@ ensure_packages() {
     local -a wanted=(docker.io redis-server mmdebstrap) missing=()
     local p
     if [[ $WITH_POSTGRES == 1 ]]; then wanted+=(postgresql); fi
+    if [[ $WITH_BENCH == 1 ]]; then wanted+=(nginx caddy wrk); fi
     # pip is only needed to install uv when uv is missing.
     if ! have uv && have python3; then wanted+=(python3-pip); fi
     for p in "${wanted[@]}"; do
@@ -110,6 +115,7 @@ ensure_packages() {
         case "$p" in
             redis-server) quiesce_service redis-server ;;
             postgresql) quiesce_service postgresql ;;
+            nginx | caddy) quiesce_service "$p" ;; # the bench starts its own, on free ports
         esac
     done
     log "installed ${missing[*]}"
