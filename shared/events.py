@@ -7,7 +7,7 @@ consumer can read it without this module.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
@@ -83,7 +83,8 @@ class ExecutionEvent:
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for key, value in asdict(self).items():
+        # vars(), not asdict(): no deep copy, on the data plane's path for every call.
+        for key, value in vars(self).items():
             if value is None:
                 continue
             out[key] = value.isoformat() if isinstance(value, datetime) else str(value)

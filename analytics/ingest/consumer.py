@@ -65,22 +65,26 @@ class EventConsumer:
                 while await self.drain(pending_first=True):
                     pass
                 reads = 0
+                this = asyncio.current_task()
                 while True:
+                    if this is not None and this.cancelling():
+                        # A cancellation a client library swallowed mid-call: honour it.
+                        raise asyncio.CancelledError
                     if reads % 1000 == 0:
                         if storing is not None:
-                            await storing
+                            await asyncio.shield(storing)
                             storing = None
                         await self.claim_abandoned()
                     reads += 1
                     entries = await self.read(block_ms=block_ms)
                     if storing is not None:
-                        await storing
+                        # Shielded: a cancellation is for this loop, even when it comes
+                        # while a store (which may not pass it on) is being awaited.
+                        await asyncio.shield(storing)
                         storing = None
                     if entries:
                         storing = asyncio.create_task(self.store(entries))
             except asyncio.CancelledError:
-                if storing is not None:
-                    storing.cancel()
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("event stream unavailable (%s); retrying", exc)
@@ -89,11 +93,11 @@ class EventConsumer:
                 log.exception("event ingestion failed; retrying")
                 await asyncio.sleep(1.0)
             finally:
-                if storing is not None and not storing.done():
-                    # Unacknowledged entries are read again (pending first) on the retry.
-                    storing.cancel()
+                if storing is not None:
+                    # Let the store in flight finish (commit and acknowledge); what it
+                    # did not acknowledge is read again, pending first.
                     with contextlib.suppress(BaseException):
-                        await storing
+                        await asyncio.wait([storing])
 
     async def read(self, *, pending_first: bool = False, block_ms: int | None = None) -> list[Any]:
         """One batch: this consumer's pending entries when `pending_first`, else new ones."""

@@ -3,7 +3,8 @@
 The events are first COPYed into a per-connection staging table; this one
 statement inserts the new ones (an event id seen before is skipped), and from
 exactly the rows it inserted (RETURNING) adds to the minute, hour and day
-rollups and latency histograms. The same sums and buckets as `rollup.py`
+rollups (per version, subscription and key, and per API) and latency
+histograms. The same sums and buckets as `rollup.py`
 (which SQLite uses), computed by the database: no rows go back and forth.
 """
 
@@ -93,19 +94,30 @@ minutes AS (
     FROM inserted
     GROUP BY 1, 2, 3, 4, 5, 6
 ),
+levels AS (
+    SELECT api_id, 60 AS resolution_s, bucket_start, {_KEY}, {_COUNTERS} FROM minutes
+    UNION ALL
+    SELECT api_id, 3600, date_trunc('hour', bucket_start, 'UTC'), {_KEY}, {_SUMS}
+    FROM minutes GROUP BY 1, 3, 4, 5, 6, 7
+    UNION ALL
+    SELECT api_id, 86400, date_trunc('day', bucket_start, 'UTC'), {_KEY}, {_SUMS}
+    FROM minutes GROUP BY 1, 3, 4, 5, 6, 7
+),
 counters AS (
     INSERT INTO execution_rollups AS r (api_id, resolution_s, bucket_start, {_KEY}, {_COUNTERS})
-    SELECT * FROM (
-        SELECT api_id, 60, bucket_start, {_KEY}, {_COUNTERS} FROM minutes
-        UNION ALL
-        SELECT api_id, 3600, date_trunc('hour', bucket_start, 'UTC'), {_KEY}, {_SUMS}
-        FROM minutes GROUP BY 1, 3, 4, 5, 6, 7
-        UNION ALL
-        SELECT api_id, 86400, date_trunc('day', bucket_start, 'UTC'), {_KEY}, {_SUMS}
-        FROM minutes GROUP BY 1, 3, 4, 5, 6, 7
-    ) AS levels
+    SELECT api_id, resolution_s, bucket_start, {_KEY}, {_COUNTERS} FROM levels
     ORDER BY 1, 2, 3, 4, 5, 6, 7
     ON CONFLICT (api_id, resolution_s, bucket_start, {_KEY}) DO UPDATE SET {_ADD},
+        latency_max = greatest(r.latency_max, excluded.latency_max),
+        last_at = greatest(r.last_at, excluded.last_at)
+    RETURNING 1
+),
+api_counters AS (
+    INSERT INTO api_rollups AS r (api_id, resolution_s, bucket_start, status_class, {_COUNTERS})
+    SELECT api_id, resolution_s, bucket_start, status_class, {_SUMS} FROM levels
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (api_id, resolution_s, bucket_start, status_class) DO UPDATE SET {_ADD},
         latency_max = greatest(r.latency_max, excluded.latency_max),
         last_at = greatest(r.last_at, excluded.last_at)
     RETURNING 1
@@ -120,21 +132,21 @@ buckets AS (
     GROUP BY 1, 2, 3, 4
 ),
 histograms AS (
-    INSERT INTO latency_rollups AS h (api_id, resolution_s, bucket_start, metric, bucket, count)
+    INSERT INTO latency_rollups AS h (api_id, resolution_s, metric, bucket_start, bucket, count)
     SELECT * FROM (
-        SELECT api_id, 60, bucket_start, metric, bucket, count FROM buckets
+        SELECT api_id, 60, metric, bucket_start, bucket, count FROM buckets
         UNION ALL
-        SELECT api_id, 3600, date_trunc('hour', bucket_start, 'UTC'), metric, bucket, sum(count)
+        SELECT api_id, 3600, metric, date_trunc('hour', bucket_start, 'UTC'), bucket, sum(count)
         FROM buckets GROUP BY 1, 3, 4, 5
         UNION ALL
-        SELECT api_id, 86400, date_trunc('day', bucket_start, 'UTC'), metric, bucket, sum(count)
+        SELECT api_id, 86400, metric, date_trunc('day', bucket_start, 'UTC'), bucket, sum(count)
         FROM buckets GROUP BY 1, 3, 4, 5
     ) AS levels
     ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT (api_id, resolution_s, bucket_start, metric, bucket)
+    ON CONFLICT (api_id, resolution_s, metric, bucket_start, bucket)
         DO UPDATE SET count = h.count + excluded.count
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM counters),
-       (SELECT count(*) FROM histograms)
+       (SELECT count(*) FROM api_counters), (SELECT count(*) FROM histograms)
 """  # noqa: S608  # constants only, no input

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analytics.ingest import pg_rollup
 from analytics.ingest.rollup import COUNTERS, rollup_rows
 from shared.events import ExecutionEvent
-from shared.models.execution import ExecutionRollup, LatencyRollup
+from shared.models.execution import ApiRollup, ExecutionRollup, LatencyRollup
 
 COLUMNS = pg_rollup.COLUMNS
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -64,8 +64,8 @@ async def _store_postgres(session: AsyncSession, events: Sequence[ExecutionEvent
     await raw.copy_records_to_table(
         pg_rollup.STAGING, records=[record(e) for e in events], columns=list(COLUMNS)
     )
-    inserted, _counters, _histograms = await raw.fetchrow(pg_rollup.STORE_AND_ROLL_UP)
-    return int(inserted)
+    row = await raw.fetchrow(pg_rollup.STORE_AND_ROLL_UP)
+    return int(row[0])
 
 
 async def _store_sqlite(session: AsyncSession, events: Sequence[ExecutionEvent]) -> int:
@@ -99,9 +99,9 @@ def _sqlite_record(e: ExecutionEvent) -> tuple[Any, ...]:
     return (*record(e)[:12], at, *record(e)[13:])
 
 
-async def _add_rollups_sqlite(session: AsyncSession, events: Sequence[ExecutionEvent]) -> None:
-    counter_rows, histogram_rows = rollup_rows(events)
-    counters: Table = ExecutionRollup.__table__  # type: ignore[assignment]
+async def _add_counters_sqlite(
+    session: AsyncSession, counters: Table, rows: list[dict[str, Any]]
+) -> None:
     statement = sqlite_insert(counters)
     excluded = statement.excluded
     summed: dict[str, Any] = {
@@ -116,8 +116,14 @@ async def _add_rollups_sqlite(session: AsyncSession, events: Sequence[ExecutionE
         statement.on_conflict_do_update(
             index_elements=[c.name for c in counters.primary_key.columns], set_=summed
         ),
-        counter_rows,
+        rows,
     )
+
+
+async def _add_rollups_sqlite(session: AsyncSession, events: Sequence[ExecutionEvent]) -> None:
+    counter_rows, api_rows, histogram_rows = rollup_rows(events)
+    await _add_counters_sqlite(session, ExecutionRollup.__table__, counter_rows)  # type: ignore[arg-type]
+    await _add_counters_sqlite(session, ApiRollup.__table__, api_rows)  # type: ignore[arg-type]
     histograms: Table = LatencyRollup.__table__  # type: ignore[assignment]
     hstatement = sqlite_insert(histograms)
     await session.execute(

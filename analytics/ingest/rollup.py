@@ -55,10 +55,26 @@ def _merge(into: list[Any], other: list[Any]) -> None:
     into[9] = max(into[9], other[9])
 
 
+def _counter_columns(v: list[Any]) -> dict[str, Any]:
+    return {
+        "calls": v[0],
+        "bytes_in": v[1],
+        "bytes_out": v[2],
+        "latency_sum": v[3],
+        "latency_max": v[4],
+        "upstream_calls": v[5],
+        "upstream_sum": v[6],
+        "gateway_calls": v[7],
+        "gateway_sum": v[8],
+        "last_at": datetime.fromtimestamp(v[9], UTC),
+    }
+
+
 def rollup_rows(
     events: Iterable[ExecutionEvent],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Counter rows and histogram rows (as column dicts) for every resolution, sorted by key.
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows (as column dicts) for every resolution, sorted by key: counters per version,
+    subscription, key and status class; counters per API and status class; histograms.
 
     Sorted so that concurrent consumers lock rollup rows in the same order.
     """
@@ -98,6 +114,7 @@ def rollup_rows(
 
     counter_rows: list[dict[str, Any]] = []
     histogram_rows: list[dict[str, Any]] = []
+    api_rows: list[dict[str, Any]] = []
     for resolution in (MINUTE, HOUR, DAY):
         if resolution == MINUTE:
             level, hlevel = counters, histograms
@@ -113,6 +130,7 @@ def rollup_rows(
             for (api, start, metric, bucket), count in histograms.items():
                 hk = (api, floor_epoch(start, resolution), metric, bucket)
                 hlevel[hk] = hlevel.get(hk, 0) + count
+        per_api: dict[tuple[str, int, int], list[Any]] = {}
         for (api, start, version, subscription, key_id, status_class), v in sorted(level.items()):
             counter_rows.append(
                 {
@@ -123,27 +141,35 @@ def rollup_rows(
                     "subscription_id": subscription,
                     "key_id": key_id,
                     "status_class": status_class,
-                    "calls": v[0],
-                    "bytes_in": v[1],
-                    "bytes_out": v[2],
-                    "latency_sum": v[3],
-                    "latency_max": v[4],
-                    "upstream_calls": v[5],
-                    "upstream_sum": v[6],
-                    "gateway_calls": v[7],
-                    "gateway_sum": v[8],
-                    "last_at": datetime.fromtimestamp(v[9], UTC),
+                    **_counter_columns(v),
                 }
             )
-        for (api, start, metric, bucket), count in sorted(hlevel.items()):
-            histogram_rows.append(
+            found = per_api.get((api, start, status_class))
+            if found is None:
+                per_api[(api, start, status_class)] = list(v)
+            else:
+                _merge(found, v)
+        for (api, start, status_class), v in sorted(per_api.items()):
+            api_rows.append(
                 {
                     "api_id": api,
                     "resolution_s": resolution,
                     "bucket_start": datetime.fromtimestamp(start, UTC),
+                    "status_class": status_class,
+                    **_counter_columns(v),
+                }
+            )
+        for (api, start, metric, bucket), count in sorted(
+            hlevel.items(), key=lambda item: (item[0][0], item[0][2], item[0][1], item[0][3])
+        ):
+            histogram_rows.append(
+                {
+                    "api_id": api,
+                    "resolution_s": resolution,
                     "metric": metric,
+                    "bucket_start": datetime.fromtimestamp(start, UTC),
                     "bucket": bucket,
                     "count": count,
                 }
             )
-    return counter_rows, histogram_rows
+    return counter_rows, api_rows, histogram_rows

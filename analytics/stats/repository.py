@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.models.execution import ApiRollup as A
 from shared.models.execution import ExecutionRollup as R
 from shared.models.execution import LatencyRollup as H
 
@@ -44,7 +45,10 @@ def _in_ranges(model: Any, ranges: Ranges) -> ColumnElement[bool]:
     )
 
 
-def _scope(scope: Scope) -> list[ColumnElement[bool]]:
+def _scope(scope: Scope) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The table to read (per API when nothing narrows it: far fewer rows) and the filter."""
+    if scope.whole_api:
+        return A, [A.api_id == scope.api_id]
     conditions = [R.api_id == scope.api_id]
     if scope.version is not None:
         conditions.append(R.version == scope.version)
@@ -52,36 +56,50 @@ def _scope(scope: Scope) -> list[ColumnElement[bool]]:
         conditions.append(R.subscription_id == scope.subscription_id)
     if scope.key_id is not None:
         conditions.append(R.key_id == scope.key_id)
-    return conditions
+    return R, conditions
 
 
 async def totals_by_class(session: AsyncSession, scope: Scope, ranges: Ranges) -> Sequence[Any]:
     """Per status class: calls, bytes, latency sums and maximum, and the last call."""
+    T, conditions = _scope(scope)
     result = await session.execute(
         select(
-            R.status_class,
-            func.sum(R.calls),
-            func.sum(R.bytes_in),
-            func.sum(R.bytes_out),
-            func.sum(R.latency_sum),
-            func.max(R.latency_max),
-            func.sum(R.upstream_calls),
-            func.sum(R.upstream_sum),
-            func.sum(R.gateway_calls),
-            func.sum(R.gateway_sum),
-            func.max(R.last_at),
+            T.status_class,
+            func.sum(T.calls),
+            func.sum(T.bytes_in),
+            func.sum(T.bytes_out),
+            func.sum(T.latency_sum),
+            func.max(T.latency_max),
+            func.sum(T.upstream_calls),
+            func.sum(T.upstream_sum),
+            func.sum(T.gateway_calls),
+            func.sum(T.gateway_sum),
+            func.max(T.last_at),
         )
-        .where(*_scope(scope), _in_ranges(R, ranges))
-        .group_by(R.status_class)
+        .where(*conditions, _in_ranges(T, ranges))
+        .group_by(T.status_class)
     )
     return result.all()
 
 
 async def histograms(session: AsyncSession, api_id: str, ranges: Ranges) -> Sequence[Any]:
     """(metric, bucket, count) over the ranges: the API's latency histograms."""
+    # One disjunct per metric and range: the key is (api, resolution, metric, time, bucket).
+    per_metric = or_(
+        *[
+            and_(
+                H.resolution_s == resolution,
+                H.metric == metric,
+                H.bucket_start >= start,
+                H.bucket_start < end,
+            )
+            for metric in ("t", "u", "g")
+            for resolution, start, end in ranges
+        ]
+    )
     result = await session.execute(
         select(H.metric, H.bucket, func.sum(H.count))
-        .where(H.api_id == api_id, _in_ranges(H, ranges))
+        .where(H.api_id == api_id, per_metric)
         .group_by(H.metric, H.bucket)
     )
     return result.all()
@@ -91,6 +109,11 @@ async def top_subscriptions(
     session: AsyncSession, scope: Scope, ranges: Ranges, limit: int
 ) -> Sequence[Any]:
     """(subscription_id, calls, errors, bytes_out), most calls first; "": the owner's calls."""
+    conditions = [R.api_id == scope.api_id]
+    if scope.version is not None:
+        conditions.append(R.version == scope.version)
+    if scope.key_id is not None:
+        conditions.append(R.key_id == scope.key_id)
     calls = func.sum(R.calls)
     result = await session.execute(
         select(
@@ -99,7 +122,7 @@ async def top_subscriptions(
             func.coalesce(func.sum(R.calls).filter(R.status_class == 5), 0),
             func.sum(R.bytes_out),
         )
-        .where(*_scope(scope), _in_ranges(R, ranges))
+        .where(*conditions, _in_ranges(R, ranges))
         .group_by(R.subscription_id)
         .order_by(calls.desc(), R.subscription_id)
         .limit(limit)
@@ -111,10 +134,11 @@ async def series_counts(
     session: AsyncSession, scope: Scope, resolution: int, start: datetime, end: datetime
 ) -> Sequence[Any]:
     """(bucket_start, status_class, calls, latency_sum) per rollup bucket of one resolution."""
+    T, conditions = _scope(scope)
     result = await session.execute(
-        select(R.bucket_start, R.status_class, func.sum(R.calls), func.sum(R.latency_sum))
-        .where(*_scope(scope), _in_ranges(R, [(resolution, start, end)]))
-        .group_by(R.bucket_start, R.status_class)
+        select(T.bucket_start, T.status_class, func.sum(T.calls), func.sum(T.latency_sum))
+        .where(*conditions, _in_ranges(T, [(resolution, start, end)]))
+        .group_by(T.bucket_start, T.status_class)
     )
     return result.all()
 
@@ -153,8 +177,8 @@ async def series_percentile_buckets(
 async def stored_per_minute(session: AsyncSession, start: datetime, end: datetime) -> Sequence[Any]:
     """(api_id, minute, calls) of every API: what analytics stored, for the reconciliation."""
     result = await session.execute(
-        select(R.api_id, R.bucket_start, func.sum(R.calls))
-        .where(_in_ranges(R, [(60, start, end)]))
-        .group_by(R.api_id, R.bucket_start)
+        select(A.api_id, A.bucket_start, func.sum(A.calls))
+        .where(_in_ranges(A, [(60, start, end)]))
+        .group_by(A.api_id, A.bucket_start)
     )
     return result.all()

@@ -62,8 +62,6 @@ class ExecutionRollup(Base):
             "key_id",
             "status_class",
         ),
-        # The reconciliation reads every API's minutes at once.
-        Index("ix_execution_rollups_resolution_bucket", "resolution_s", "bucket_start"),
     )
 
     api_id: Mapped[str] = mapped_column(String(36))
@@ -85,6 +83,34 @@ class ExecutionRollup(Base):
     last_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ApiRollup(Base):
+    """The same counters per API and status class only: what whole-API stats, their
+    time series and the reconciliation read (a few rows per minute, however many
+    subscriptions and keys call the API)."""
+
+    __tablename__ = "api_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("api_id", "resolution_s", "bucket_start", "status_class"),
+        # The reconciliation reads every API's minutes at once.
+        Index("ix_api_rollups_resolution_bucket", "resolution_s", "bucket_start"),
+    )
+
+    api_id: Mapped[str] = mapped_column(String(36))
+    resolution_s: Mapped[int] = mapped_column(Integer)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_class: Mapped[int] = mapped_column(Integer)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)
+    bytes_out: Mapped[int] = mapped_column(BigInteger)
+    latency_sum: Mapped[float] = mapped_column(Float)
+    latency_max: Mapped[float] = mapped_column(Float)
+    upstream_calls: Mapped[int] = mapped_column(BigInteger)
+    upstream_sum: Mapped[float] = mapped_column(Float)
+    gateway_calls: Mapped[int] = mapped_column(BigInteger)
+    gateway_sum: Mapped[float] = mapped_column(Float)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class LatencyRollup(Base):
     """A latency histogram of one API in one minute, hour or day: one row per non-empty bucket.
 
@@ -94,7 +120,8 @@ class LatencyRollup(Base):
 
     __tablename__ = "latency_rollups"
     __table_args__ = (
-        PrimaryKeyConstraint("api_id", "resolution_s", "bucket_start", "metric", "bucket"),
+        # The metric before the time: one metric's histograms over a window are adjacent.
+        PrimaryKeyConstraint("api_id", "resolution_s", "metric", "bucket_start", "bucket"),
     )
 
     api_id: Mapped[str] = mapped_column(String(36))

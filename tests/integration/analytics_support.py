@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from analytics.ingest.consumer import EventConsumer
 from shared.events import ExecutionEvent
 from shared.models import Execution
-from shared.models.execution import ExecutionRollup
+from shared.models.execution import ApiRollup, ExecutionRollup
 from shared.settings import AnalyticsSettings
 
 
@@ -61,13 +61,16 @@ async def stored(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 
 async def rolled_up(sessions: async_sessionmaker[AsyncSession], resolution: int = 60) -> int:
+    """Calls in the rollups of one resolution; both rollup tables must agree."""
+    totals = []
     async with sessions() as session:
-        total = await session.scalar(
-            select(func.sum(ExecutionRollup.calls)).where(
-                ExecutionRollup.resolution_s == resolution
+        for model in (ExecutionRollup, ApiRollup):
+            total = await session.scalar(
+                select(func.sum(model.calls)).where(model.resolution_s == resolution)
             )
-        )
-        return int(total or 0)
+            totals.append(int(total or 0))
+    assert totals[0] == totals[1], totals
+    return totals[0]
 
 
 async def wait_stored(

@@ -119,7 +119,7 @@ def test_rollup_rows_sum_per_minute_hour_and_day() -> None:
         _event(at + timedelta(seconds=10), 200, 30.0, "s"),
         _event(at + timedelta(seconds=40), 504, 5.0, None),  # the next day
     ]
-    counters, histograms = rollup_rows(events)
+    counters, per_api, histograms = rollup_rows(events)
     by_level: dict[int, list[dict[str, object]]] = {}
     for row in counters:
         by_level.setdefault(int(row["resolution_s"]), []).append(row)
@@ -131,6 +131,9 @@ def test_rollup_rows_sum_per_minute_hour_and_day() -> None:
     assert (minute["version"], minute["subscription_id"], minute["key_id"]) == (3, "s", "k-s")
     assert minute["upstream_calls"] == 2
     assert minute["last_at"] == at + timedelta(seconds=10)
+    api_minute = next(r for r in per_api if r["resolution_s"] == 60 and r["status_class"] == 2)
+    assert (api_minute["calls"], api_minute["latency_max"]) == (2, 30.0)
+    assert sum(r["calls"] for r in per_api) == 3 * 3  # every event once per resolution
     timeout = next(r for r in by_level[86400] if r["status_class"] == 5)
     assert timeout["bucket_start"] == T0 + timedelta(days=1)
     assert (timeout["version"], timeout["subscription_id"], timeout["upstream_calls"]) == (0, "", 0)

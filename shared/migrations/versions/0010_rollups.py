@@ -1,4 +1,5 @@
-"""executions: minute/hour/day rollups and latency histograms; history and purge indexes
+"""executions: minute/hour/day rollups (per API, and per version/subscription/key) and
+latency histograms; history and purge indexes
 
 Revision ID: 0010
 Revises: 0009
@@ -49,11 +50,29 @@ def upgrade() -> None:
             name=op.f("pk_execution_rollups"),
         ),
     )
-    with op.batch_alter_table("execution_rollups", schema=None) as batch_op:
+    op.create_table(
+        "api_rollups",
+        sa.Column("api_id", sa.String(length=36), nullable=False),
+        sa.Column("resolution_s", sa.Integer(), nullable=False),
+        sa.Column("bucket_start", shared.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status_class", sa.Integer(), nullable=False),
+        sa.Column("calls", sa.BigInteger(), nullable=False),
+        sa.Column("bytes_in", sa.BigInteger(), nullable=False),
+        sa.Column("bytes_out", sa.BigInteger(), nullable=False),
+        sa.Column("latency_sum", sa.Float(), nullable=False),
+        sa.Column("latency_max", sa.Float(), nullable=False),
+        sa.Column("upstream_calls", sa.BigInteger(), nullable=False),
+        sa.Column("upstream_sum", sa.Float(), nullable=False),
+        sa.Column("gateway_calls", sa.BigInteger(), nullable=False),
+        sa.Column("gateway_sum", sa.Float(), nullable=False),
+        sa.Column("last_at", shared.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "api_id", "resolution_s", "bucket_start", "status_class", name=op.f("pk_api_rollups")
+        ),
+    )
+    with op.batch_alter_table("api_rollups", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_execution_rollups_resolution_bucket",
-            ["resolution_s", "bucket_start"],
-            unique=False,
+            "ix_api_rollups_resolution_bucket", ["resolution_s", "bucket_start"], unique=False
         )
     op.create_table(
         "latency_rollups",
@@ -66,8 +85,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "api_id",
             "resolution_s",
-            "bucket_start",
             "metric",
+            "bucket_start",
             "bucket",
             name=op.f("pk_latency_rollups"),
         ),
@@ -88,4 +107,5 @@ def downgrade() -> None:
             batch_op.f("ix_executions_subscription_id"), ["subscription_id"], unique=False
         )
     op.drop_table("latency_rollups")
+    op.drop_table("api_rollups")
     op.drop_table("execution_rollups")
