@@ -71,10 +71,10 @@ class DataPlane:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
+        self._events_writer = asyncio.create_task(self.events.run_forever())
         self._tasks = [
             asyncio.create_task(follow(self.redis, ROUTES_CHANNEL, self.routes.invalidate)),
             asyncio.create_task(follow(self.redis, KEYS_CHANNEL, self.keys.invalidate)),
-            asyncio.create_task(self.events.flush_spool_forever()),
         ]
 
     async def shutdown(self) -> None:
@@ -83,6 +83,7 @@ class DataPlane:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.events.close(self._events_writer)
         await self.client.close()
         await self.redis.aclose()
         await self.engine.dispose()
@@ -164,7 +165,7 @@ class DataPlane:
         finally:
             current_request_id.reset(token)
         if route is not None:
-            await self._record(route, caller, scope, request_id, started, started_at, result)
+            self._record(route, caller, scope, request_id, started, started_at, result)
 
     async def _forward_limited(
         self,
@@ -202,7 +203,7 @@ class DataPlane:
             else:
                 del self._in_flight[route.api_id]
 
-    async def _record(
+    def _record(
         self,
         route: Route,
         caller: Caller | None,
@@ -234,7 +235,7 @@ class DataPlane:
             version=route.version,
             gateway_ms=round(max(latency_ms - upstream_ms, 0.0), 3),
         )
-        await self.events.emit(event)
+        self.events.add(event)
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

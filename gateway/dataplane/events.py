@@ -1,17 +1,26 @@
 """Appends execution events to the Redis stream that analytics consumes.
 
-Each event is also counted per API and minute in Redis, in the same atomic
-round trip, for analytics' reconciliation. Sending happens after the response
-is finished, off the caller's latency. When Redis is unreachable, events wait
-in a bounded in-memory spool and a flusher retries them (counting them when
-they are delivered), so a short Redis outage loses nothing.
+Calls hand their event to the sink and return: a writer task sends what has
+gathered in one MULTI/EXEC round trip (the XADDs, plus per API and minute the
+count that analytics' reconciliation compares with what it stored), so the
+cost of a round trip is shared by every call that finished meanwhile. On this
+box one round trip per call cost ~0.7 ms of CPU; a batch costs ~25 µs an event.
+
+While Redis is unreachable, events wait in memory (up to `spool_size`; past
+that, new ones are dropped and counted) and the writer retries every
+`retry_seconds`, so a short outage loses nothing. An event is removed from
+memory only after its batch is acknowledged: a failed batch is sent again
+whole (analytics stores each event id once). A worker that dies loses what it
+had not yet sent, a few milliseconds' worth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import deque
+import time
+from collections import Counter, deque
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -20,49 +29,116 @@ from shared.events import EXECUTION_COUNTS_TTL_SECONDS, ExecutionEvent, executio
 
 log = logging.getLogger("veil.dataplane.events")
 
+MAX_BATCH = 500  # events per round trip: bounds one MULTI/EXEC's size
+
 
 class EventSink:
-    def __init__(self, redis: Redis, stream: str, maxlen: int, spool_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        maxlen: int,
+        spool_size: int = 100_000,
+        retry_seconds: float = 1.0,
+        warn_interval: float = 30.0,
+    ) -> None:
         self._redis = redis
         self._stream = stream
         self._maxlen = maxlen
-        self._spool: deque[ExecutionEvent] = deque(maxlen=spool_size)
+        self._spool_size = spool_size
+        self._retry_seconds = retry_seconds
+        self._warn_interval = warn_interval
+        self._pending: deque[ExecutionEvent] = deque()
+        self._wake = asyncio.Event()
+        self._send_lock = asyncio.Lock()  # one batch at a time: never the same event twice
+        self._closing = False
+        self._warned_at = -float("inf")
+        self.dropped = 0
 
     async def emit(self, event: ExecutionEvent) -> None:
-        if self._spool:
-            self._spool.append(event)  # keep order behind what is already waiting
+        self.add(event)
+
+    def add(self, event: ExecutionEvent) -> None:
+        """Queue one event for the writer; never waits."""
+        if len(self._pending) >= self._spool_size:
+            self.dropped += 1  # the oldest may be in flight: drop the newcomer
+            self._warn(f"event spool full ({self._spool_size}); {self.dropped} events dropped")
             return
-        try:
-            await self._append(event)
-        except (RedisError, OSError) as exc:
-            log.warning("event stream unavailable (%s); spooling", exc)
-            self._spool.append(event)
-
-    async def _append(self, event: ExecutionEvent) -> None:
-        # One round trip, applied atomically (MULTI/EXEC): the event and its count
-        # for the reconciliation (per API and minute of the call) land together.
-        counts = execution_counts_key(self._stream, event.started_at)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self._stream,
-                event.to_fields(),  # type: ignore[arg-type]
-                maxlen=self._maxlen,
-                approximate=True,
-            )
-            pipe.hincrby(counts, event.api_id, 1)
-            pipe.expire(counts, EXECUTION_COUNTS_TTL_SECONDS)
-            await pipe.execute()
-
-    async def flush_spool_forever(self, interval: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            while self._spool:
-                try:
-                    await self._append(self._spool[0])
-                except (RedisError, OSError):
-                    break
-                self._spool.popleft()
+        self._pending.append(event)
+        self._wake.set()
 
     @property
     def spooled(self) -> int:
-        return len(self._spool)
+        """Events not yet acknowledged by Redis."""
+        return len(self._pending)
+
+    async def run_forever(self) -> None:
+        """The writer: sends whatever is pending, batch after batch; retries on failure."""
+        while not (self._closing and not self._pending):
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await self._send_batch()
+            except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
+                self._warn(f"event stream unavailable ({exc}); {len(self._pending)} spooled")
+                await asyncio.sleep(self._retry_seconds)
+
+    async def flush(self) -> None:
+        """Send everything pending now (tests; shutdown). Raises when Redis fails."""
+        while self._pending:
+            await self._send_batch()
+
+    async def close(self, writer: asyncio.Task[None] | None, grace: float = 2.0) -> None:
+        """Let the writer send what is left (one last try each), then stop it."""
+        self._closing = True
+        self._wake.set()
+        if writer is not None:
+            done, _ = await asyncio.wait({writer}, timeout=grace)
+            if not done:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+        if self._pending:
+            log.error("%d execution events not delivered at shutdown", len(self._pending))
+
+    async def _send_batch(self) -> None:
+        async with self._send_lock:
+            count = min(len(self._pending), MAX_BATCH)
+            if not count:
+                return
+            # Only this method removes events, and only from the left, under the
+            # lock: the first `count` are the same after the await.
+            batch = [self._pending[i] for i in range(count)]
+            await self._append(batch)
+            for _ in range(count):
+                self._pending.popleft()
+
+    async def _append(self, batch: list[ExecutionEvent]) -> None:
+        # One round trip, applied atomically (MULTI/EXEC): the events and their
+        # counts for the reconciliation (per API and minute of the call) land together.
+        counts: Counter[tuple[str, str]] = Counter(
+            (execution_counts_key(self._stream, e.started_at), e.api_id) for e in batch
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for event in batch:
+                pipe.xadd(
+                    self._stream,
+                    event.to_fields(),  # type: ignore[arg-type]
+                    maxlen=self._maxlen,
+                    approximate=True,
+                )
+            for (key, api_id), n in counts.items():
+                pipe.hincrby(key, api_id, n)
+            for key in {key for key, _ in counts}:
+                pipe.expire(key, EXECUTION_COUNTS_TTL_SECONDS)
+            await pipe.execute()
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= self._warn_interval:
+            self._warned_at = now
+            log.warning("%s", message)

@@ -117,7 +117,11 @@ async def world(make_settings: Any, upstream: str, redis: Redis) -> AsyncIterato
     await engine.dispose()
 
 
-async def _events(redis: Redis, stream: str) -> list[ExecutionEvent]:
+async def _events(world: dict[str, Any]) -> list[ExecutionEvent]:
+    """The events in the stream, after the plane's writer has sent what it holds."""
+    await world["plane"].events.flush()
+    redis: Redis = world["redis"]
+    stream: str = world["settings"].events_stream
     entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(stream)  # type: ignore[assignment]
     return [ExecutionEvent.from_fields(fields) for _, fields in entries]
 
@@ -158,7 +162,7 @@ async def test_forwards_method_path_query_body_and_strips_credentials(
     assert response.headers["x-request-id"] == "caller-chosen-id-123"
     assert response.headers["x-upstream"] == "yes"
 
-    events = await _events(world["redis"], world["settings"].events_stream)
+    events = await _events(world)
     assert len(events) == 1
     event = events[0]
     assert (event.api_id, event.deployment_id, event.caller_id) == ("api-1", "d-1", "u-owner")
@@ -194,7 +198,7 @@ async def test_answers_in_the_error_shape(world: dict[str, Any]) -> None:
     assert_error(timeout, 504, "upstream_timeout")
 
     statuses = sorted(
-        e.status_code for e in await _events(world["redis"], world["settings"].events_stream)
+        e.status_code for e in await _events(world)
     )
     assert statuses == [401, 401, 401, 403, 503, 504]  # unknown slugs belong to no API
 
@@ -234,7 +238,7 @@ async def test_events_spool_while_redis_is_down(world: dict[str, Any]) -> None:
         if plane.events.spooled == 0:
             break
         await asyncio.sleep(0.1)
-    events = await _events(world["redis"], world["settings"].events_stream)
+    events = await _events(world)
     assert [json.dumps(e.path) for e in events] == [json.dumps("/echo/a")]
 
 

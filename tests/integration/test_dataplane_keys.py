@@ -154,6 +154,7 @@ async def test_key_calls_are_forwarded_metered_and_stripped(market: dict[str, An
     assert response.headers["ratelimit-policy"].startswith('"burst";q=20;w=1')
     assert response.headers["ratelimit"].startswith('"burst";r=19')
 
+    await market["planes"][0].events.flush()  # its writer sends in batches
     entries = await market["redis"].xrange(market["settings"].events_stream)
     event = ExecutionEvent.from_fields(entries[-1][1])
     assert (event.key_id, event.subscription_id, event.caller_id) == (
