@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.auth.service import ensure_not_suspended
 from gateway.state import GatewayState
 from shared.auth.tokens import AccessClaims, bearer_token, decode_access_token
 from shared.db import session_scope
@@ -45,8 +46,10 @@ async def get_current_user(
     claims: Annotated[AccessClaims, Depends(get_claims)], session: Session
 ) -> User:
     user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("The account behind this token no longer exists or is suspended.")
+    if user is None:
+        raise Unauthorized("The account behind this token no longer exists.")
+    # Checked on every request, so a suspension ends access tokens already issued at once.
+    ensure_not_suspended(user)
     return user
 
 

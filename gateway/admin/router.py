@@ -1,4 +1,7 @@
-"""Admin: every deployment with live usage, stop or restart any API, the audit log."""
+"""Admin: every deployment with live usage, stop or restart any API, the audit log.
+
+Users, the API list and suspensions live in `admin.moderation`, mounted here.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from gateway.admin import audit
+from gateway.admin.moderation import router as moderation_router
 from gateway.build_queue import STOP_JOB
 from gateway.deps import Admin, Session, State
 from gateway.internal_client import RESTART_TIMEOUT_SECONDS, call_service
@@ -17,6 +21,7 @@ from shared.errors import NotFound
 from shared.models import Api, ApiVersion, Deployment, User
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router.include_router(moderation_router)
 
 
 class AdminDeployment(BaseModel):

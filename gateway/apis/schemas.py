@@ -36,6 +36,11 @@ class ApiOut(BaseModel):
     url: str
     created_at: datetime
     updated_at: datetime
+    # An admin suspended it (or its owner's account): no deploys, off the marketplace,
+    # calls answered 403 `api_suspended`.
+    suspended: bool = False
+    suspended_at: datetime | None = None
+    suspension_reason: str | None = None
 
 
 class ApiList(BaseModel):

@@ -39,7 +39,21 @@ def to_out(api: Api, public_gateway_url: str) -> ApiOut:
         url=url,
         created_at=api.created_at,
         updated_at=api.updated_at,
+        suspended=api.is_suspended,
+        suspended_at=api.suspended_at,
+        suspension_reason=api.suspension_reason,
     )
+
+
+def ensure_not_suspended(api: Api) -> None:
+    """Deploy, rollback, start and restart are refused while an admin's suspension holds."""
+    if api.is_suspended:
+        because = f" ({api.suspension_reason})" if api.suspension_reason else ""
+        raise Conflict(
+            f"This API is suspended by the platform's admins{because}: it cannot be deployed,"
+            " started or restarted until they lift the suspension.",
+            code="api_suspended",
+        )
 
 
 async def get_owned_or_404(session: AsyncSession, api_id: str, user: User) -> Api:

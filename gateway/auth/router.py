@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from gateway.auth import service
-from gateway.auth.schemas import LoginIn, RefreshIn, SignupIn, TokensOut, UserOut
+from gateway.auth.schemas import LoginIn, LogoutIn, RefreshIn, SignupIn, TokensOut, UserOut
 from gateway.deps import CurrentUser, Session, State
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -31,6 +31,15 @@ async def login(body: LoginIn, session: Session, state: State) -> TokensOut:
 @router.post("/refresh")
 async def refresh(body: RefreshIn, session: Session, state: State) -> TokensOut:
     return await service.refresh(session, state.settings, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: LogoutIn, session: Session) -> Response:
+    """Revoke the refresh token (and its session). 204 whatever the token: idempotent.
+
+    Access tokens already issued live until they expire (minutes): drop them client-side."""
+    await service.logout(session, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me")

@@ -20,6 +20,10 @@ class RefreshIn(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
+class LogoutIn(RefreshIn):
+    pass
+
+
 class TokensOut(BaseModel):
     access_token: str
     refresh_token: str

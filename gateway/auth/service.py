@@ -1,4 +1,4 @@
-"""Sign-up, login and refresh-token rotation."""
+"""Sign-up, login, refresh-token rotation and logout."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gateway.auth import repository
 from gateway.auth.schemas import TokensOut
 from shared.auth.passwords import DUMMY_HASH, hash_password, verify_password
 from shared.auth.tokens import hash_refresh_token, issue_access_token, new_refresh_token
-from shared.errors import Conflict, Unauthorized
+from shared.errors import Conflict, Forbidden, Unauthorized
 from shared.models import RefreshToken, User
 from shared.models.base import new_id
 from shared.settings import GatewaySettings
@@ -46,8 +46,7 @@ async def login(
     ok = await asyncio.to_thread(verify_password, password, stored)
     if user is None or not ok:
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-    if not user.is_active:
-        raise Unauthorized("This account is suspended.", code="account_suspended")
+    ensure_not_suspended(user)
     return await _issue_tokens(session, settings, user, family_id=new_id())
 
 
@@ -61,14 +60,34 @@ async def refresh(session: AsyncSession, settings: GatewaySettings, token: str) 
         await repository.revoke_family(session, stored.family_id, now)
         await session.commit()
         raise Unauthorized(
-            "This refresh token was already used; the session has been revoked.",
+            "This refresh token was already used or its session ended; sign in again.",
             code="refresh_token_reused",
         )
     user = await session.get(User, stored.user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("The account no longer exists or is suspended.")
+    if user is None:
+        raise Unauthorized("The account no longer exists.")
+    ensure_not_suspended(user)
     stored.used_at = now
     return await _issue_tokens(session, settings, user, family_id=stored.family_id)
+
+
+async def logout(session: AsyncSession, token: str) -> None:
+    """End the login the refresh token belongs to: this token and every token rotated
+    from the same login stop working. Unknown, expired or already revoked tokens are
+    fine: logging out twice is not an error, and the answer says nothing about a token."""
+    stored = await repository.find_refresh_token(session, hash_refresh_token(token))
+    if stored is not None:
+        await repository.revoke_family(session, stored.family_id, datetime.now(UTC))
+
+
+def ensure_not_suspended(user: User) -> None:
+    """A suspended account (or one switched off) gets no tokens and no control plane.
+
+    403, not 401: the credentials are right, signing in again will not help."""
+    if user.is_suspended or not user.is_active:
+        raise Forbidden(
+            "This account is suspended by the platform's admins.", code="account_suspended"
+        )
 
 
 async def _issue_tokens(

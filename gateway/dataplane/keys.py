@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.dataplane.limits import Policy
-from shared.models import ApiKey, Plan, Subscription
+from shared.models import ApiKey, Plan, Subscription, User
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,12 @@ class KeyCache:
                 )
                 .join(Subscription, Subscription.id == ApiKey.subscription_id)
                 .join(Plan, Plan.id == Subscription.plan_id)
+                .join(User, User.id == ApiKey.consumer_id)
                 .where(
                     ApiKey.key_hash == key_hash,
                     ApiKey.revoked_at.is_(None),
                     Subscription.status == "active",
+                    User.suspended_at.is_(None),  # a suspended consumer's keys stop working
                 )
             )
             row = result.first()

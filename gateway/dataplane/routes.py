@@ -27,6 +27,7 @@ class Route:
     max_concurrency: int | None = None  # calls in flight at once; None: no limit
     version: int | None = None  # the version the running deployment serves
     gateway_secret: bytes = b""  # sent upstream as X-Veil-Gateway-Secret
+    suspended: bool = False  # an admin suspended the API (or its owner): every call is 403
 
 
 class RouteTable:
@@ -59,6 +60,7 @@ class RouteTable:
                     Api.timeout_seconds,
                     Api.max_concurrency,
                     ApiVersion.number,
+                    Api.suspended_at,
                 )
                 .outerjoin(Deployment, Deployment.id == Api.active_deployment_id)
                 .outerjoin(ApiVersion, ApiVersion.id == Deployment.version_id)
@@ -67,7 +69,17 @@ class RouteTable:
             row = result.first()
         if row is None:
             return None
-        api_id, owner_id, deployment_id, endpoint, status, timeout, concurrency, version = row
+        (
+            api_id,
+            owner_id,
+            deployment_id,
+            endpoint,
+            status,
+            timeout,
+            concurrency,
+            version,
+            suspended_at,
+        ) = row
         running = status == "running" and endpoint is not None
         return Route(
             api_id=api_id,
@@ -79,6 +91,7 @@ class RouteTable:
             max_concurrency=concurrency,
             version=version if running else None,
             gateway_secret=gateway_secret(self._secrets_key, api_id).encode(),
+            suspended=suspended_at is not None,
         )
 
     def invalidate(self, slug: str | None = None) -> None:

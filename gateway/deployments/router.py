@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import StreamingResponse
 
-from gateway.apis.service import get_owned_or_404
+from gateway.apis.service import ensure_not_suspended, get_owned_or_404
 from gateway.build_queue import STOP_JOB
 from gateway.deployments import feed, repository, service
 from gateway.deployments.schemas import (
@@ -129,6 +129,7 @@ async def start(api_id: str, user: Developer, session: Session, state: State) ->
 async def restart(api_id: str, user: Developer, session: Session, state: State) -> Any:
     """Restart the running container in place and wait until it answers again."""
     api = await get_owned_or_404(session, api_id, user)
+    ensure_not_suspended(api)
     return await call_service(
         state.services,
         "POST",

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.apis import repository as apis_repository
-from gateway.apis.service import public_url
+from gateway.apis.service import ensure_not_suspended, public_url
 from gateway.build_queue import DEPLOY_JOB, BuildQueue
 from gateway.deployments import repository
 from gateway.deployments.schemas import DeploymentOut, DeployOut, StatusOut
@@ -23,6 +23,7 @@ async def deploy(
     version_number: int | None,
     idempotency_key: str | None = None,
 ) -> DeployOut:
+    ensure_not_suspended(api)
     if idempotency_key is not None:
         earlier = await repository.find_by_idempotency_key(session, api.id, idempotency_key)
         if earlier is not None:
@@ -69,6 +70,7 @@ async def deploy(
 
 async def start(session: AsyncSession, builds: BuildQueue, api: Api, user: User) -> DeployOut:
     """Start a stopped API again: the version it last ran, from its kept image."""
+    ensure_not_suspended(api)
     if api.active_deployment_id is not None:
         raise Conflict("This API is already serving.", code="already_running")
     last = await repository.last_stopped(session, api.id)

@@ -22,7 +22,11 @@ def _listing() -> Select[Api, str, str | None]:
 
 
 def _public_matching(query: str | None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Api.visibility == "public"]
+    # A suspended API leaves the marketplace until an admin lifts the suspension.
+    conditions: list[ColumnElement[bool]] = [
+        Api.visibility == "public",
+        Api.suspended_at.is_(None),
+    ]
     if query:
         conditions.append(
             or_(

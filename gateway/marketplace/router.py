@@ -61,7 +61,7 @@ async def subscribe(
 
     A paid plan needs no payment step yet: billing comes with a later issue.
     """
-    api = await service.get_visible_or_404(session, api_id, user)
+    api = await service.get_subscribable_or_404(session, api_id, user)
     subscription, plan, key, plaintext = await subscriptions.subscribe(
         session, user, api, body.plan_id if body else None
     )

@@ -44,6 +44,7 @@ class MarketplaceDetail(BaseModel):
     example_request: str
     plans: list[PlanOut]  # active plans, cheapest first
     created_at: datetime
+    suspended: bool = False  # only its owner and admins ever see a suspended API here
 
 
 class SubscribeIn(BaseModel):

@@ -2,7 +2,8 @@
 
 Public APIs are listed for everyone, signed in or not. A private API is never
 listed, and its detail answers 404 to anyone but its owner (and admins),
-exactly like an id that does not exist.
+exactly like an id that does not exist. A suspended API is treated like a
+private one, and nobody can subscribe to it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from gateway.marketplace.schemas import MarketplaceDetail, MarketplaceItem, Mark
 from gateway.plans import repository as plans_repository
 from gateway.plans.service import to_out as plan_out
 from gateway.subscriptions.service import display_name
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.models import Api, Plan, User
 
 
 def can_see(api: Api, viewer: User | None) -> bool:
-    if api.visibility == "public":
+    if api.visibility == "public" and not api.is_suspended:
         return True
     return viewer is not None and (viewer.id == api.owner_id or viewer.role == "admin")
 
@@ -85,6 +86,17 @@ async def get_visible_or_404(session: AsyncSession, api_id: str, viewer: User | 
     return (await _visible_or_404(session, api_id, viewer))[0]
 
 
+async def get_subscribable_or_404(session: AsyncSession, api_id: str, viewer: User) -> Api:
+    """The API, if `viewer` may subscribe to it: visible (404) and not suspended (409)."""
+    api = await get_visible_or_404(session, api_id, viewer)
+    if api.is_suspended:  # only its owner or an admin gets this far
+        raise Conflict(
+            "This API is suspended by the platform's admins: nobody can subscribe to it.",
+            code="api_suspended",
+        )
+    return api
+
+
 async def detail(
     session: AsyncSession, api_id: str, viewer: User | None, base_url: str
 ) -> MarketplaceDetail:
@@ -103,4 +115,5 @@ async def detail(
         example_request=example_request(url),
         plans=[plan_out(p) for p in plans],
         created_at=api.created_at,
+        suspended=api.is_suspended,
     )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -12,7 +14,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, IdMixin, TimestampMixin
+from shared.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
+
+# Why an API is suspended: an admin suspended it ("api"), or its owner ("owner"). Lifting
+# the owner's suspension lifts only the second kind.
+SUSPENSION_CAUSES = ("api", "owner")
 
 
 class Api(IdMixin, TimestampMixin, Base):
@@ -34,6 +40,16 @@ class Api(IdMixin, TimestampMixin, Base):
     # Calls in flight at once; more are refused with 429 by the data plane.
     max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    # Set by an admin: not deployable by its owner, off the marketplace, refused (403)
+    # by the data plane.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    suspended_by: Mapped[str | None] = mapped_column(String(36), nullable=True)  # admin id
+    suspension_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    suspension_cause: Mapped[str | None] = mapped_column(String(10), nullable=True)
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 class ApiVersion(IdMixin, TimestampMixin, Base):

@@ -15,6 +15,14 @@ class User(IdMixin, TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(20))  # developer | consumer | admin
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set by an admin: no login, no control plane, no API keys, every API suspended.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    suspended_by: Mapped[str | None] = mapped_column(String(36), nullable=True)  # admin id
+    suspension_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 class RefreshToken(IdMixin, Base):
