@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
 
-import aiohttp
 from starlette.types import Receive, Scope, Send
 
+from gateway.dataplane.upstream import UnsafeRequest, UpstreamError, UpstreamPool
 from shared.errors import BadGateway, BadRequest, GatewayTimeout, PayloadTooLarge
 
 # RFC 9110 §7.6.1 connection-specific fields, plus the platform's own credentials,
@@ -32,6 +35,8 @@ _DROP_REQUEST = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-host",
         b"forwarded",
+        b"expect",  # the gateway's server answers the caller's 100-continue itself
+        b"content-length",  # framing is the client's: set from the body it sends
     }
 )
 # Cookies the platform itself sets (the web UI's); never forwarded to user code.
@@ -49,6 +54,11 @@ _DROP_RESPONSE = frozenset(
         b"x-request-id",
     }
 )
+
+
+# Answers up to this size (by their Content-Length) are read whole, then sent at once;
+# larger or unsized ones stream chunk by chunk.
+SMALL_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -142,22 +152,33 @@ def declared_length(scope: Scope) -> int | None:
 class Upstream:
     """Where and how one call goes: everything the data plane decided before forwarding."""
 
-    url: str
+    host: str
+    port: int
+    target: str  # path and query, as the container gets them
     headers: list[tuple[str, str]]
     timeout_seconds: float
     max_body_bytes: int
     extra_response_headers: list[tuple[bytes, bytes]]
 
 
-def upstream_url(endpoint: str, rest: bytes, scope: Scope) -> str:
-    """The container's URL for the normalised rest of the path, query as sent."""
-    url = f"{endpoint}/{rest.decode('latin-1')}"
+@lru_cache(maxsize=4096)
+def endpoint_address(endpoint: str) -> tuple[str, int]:
+    """(host, port) of a container's endpoint URL, `http://172.18.0.5:8080`."""
+    parts = urlsplit(endpoint)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"not an http endpoint: {endpoint!r}")
+    return parts.hostname, parts.port or 80
+
+
+def upstream_target(rest: bytes, scope: Scope) -> str:
+    """The container's request target: the normalised rest of the path, query as sent."""
+    target = f"/{rest.decode('latin-1')}"
     query: bytes = scope.get("query_string", b"")
-    return f"{url}?{query.decode('latin-1')}" if query else url
+    return f"{target}?{query.decode('latin-1')}" if query else target
 
 
 async def forward(
-    client: aiohttp.ClientSession,
+    pool: UpstreamPool,
     target: Upstream,
     scope: Scope,
     receive: Receive,
@@ -168,40 +189,53 @@ async def forward(
     if length is not None and length > target.max_body_bytes:
         raise PayloadTooLarge(_too_large_message(target.max_body_bytes))
     body = _BodyCounter(receive, target.max_body_bytes)
-    data = body.chunks() if length else None
     sent_at = time.perf_counter()
     started = False
     try:
-        async with client.request(
-            scope["method"],
-            target.url,
-            headers=target.headers,
-            data=data,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=target.timeout_seconds),
-        ) as upstream:
-            upstream_ms = round((time.perf_counter() - sent_at) * 1000, 3)
-            headers = [
-                (k.lower(), v) for k, v in upstream.raw_headers if k.lower() not in _DROP_RESPONSE
-            ]
-            headers.append((b"x-request-id", request_id.encode()))
-            headers += target.extra_response_headers
-            started = True
-            await send(
-                {"type": "http.response.start", "status": upstream.status, "headers": headers}
+        async with asyncio.timeout(target.timeout_seconds):
+            upstream = await pool.request(
+                target.host,
+                target.port,
+                scope["method"],
+                target.target,
+                target.headers,
+                body.chunks() if length else None,
+                None if length == -1 else length,
             )
-            sent = 0
-            async for chunk in upstream.content.iter_any():
-                sent += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-            return Forwarded(upstream.status, upstream_ms, body.count, sent)
+            async with upstream:
+                upstream_ms = round((time.perf_counter() - sent_at) * 1000, 3)
+                headers = [
+                    (k.lower(), v)
+                    for k, v in upstream.raw_headers
+                    if k.lower() not in _DROP_RESPONSE
+                ]
+                headers.append((b"x-request-id", request_id.encode()))
+                headers += target.extra_response_headers
+                started = True
+                await send(
+                    {"type": "http.response.start", "status": upstream.status, "headers": headers}
+                )
+                size = upstream.content_length
+                if size is not None and size <= SMALL_BODY_BYTES:
+                    # A small answer goes out in one piece: the server then sends it
+                    # as is, without its streaming path.
+                    payload = await upstream.read()
+                    await send({"type": "http.response.body", "body": payload})
+                    return Forwarded(upstream.status, upstream_ms, body.count, len(payload))
+                sent = 0
+                async for chunk in upstream.iter_chunks():
+                    sent += len(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return Forwarded(upstream.status, upstream_ms, body.count, sent)
     except TimeoutError:
         raise GatewayTimeout(
             f"The API did not answer within {target.timeout_seconds:g} s.",
             code="upstream_timeout",
         ) from None
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+    except UnsafeRequest as exc:
+        raise BadRequest(f"This request cannot be forwarded: {exc}.", code="bad_request") from None
+    except UpstreamError as exc:
         if body.too_large and not started:
             raise PayloadTooLarge(_too_large_message(target.max_body_bytes)) from None
         raise BadGateway(

@@ -197,9 +197,7 @@ async def test_answers_in_the_error_shape(world: dict[str, Any]) -> None:
     timeout = await client.get("/echo/slow", headers=world["owner"])
     assert_error(timeout, 504, "upstream_timeout")
 
-    statuses = sorted(
-        e.status_code for e in await _events(world)
-    )
+    statuses = sorted(e.status_code for e in await _events(world))
     assert statuses == [401, 401, 401, 403, 503, 504]  # unknown slugs belong to no API
 
 
