@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from launcher.processes import Child, ChildSet, wait_http, wait_redis
+from launcher.processes import Child, ChildSet, raise_nofile, wait_http, wait_redis
 from launcher.secrets import load_or_create_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,7 @@ def _port(name: str, default: int) -> int:
 
 
 def main() -> int:
+    raise_nofile()  # a data-plane worker holds two sockets per call in flight
     data_dir = Path(os.environ.get("VEIL_DATA_DIR", ROOT / "data")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = {

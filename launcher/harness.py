@@ -15,7 +15,6 @@ data plane, then the launcher, exit non-zero, which the wait below reports.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -31,6 +30,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from executor.docker_adapter import DockerAdapter
+from launcher.processes import raise_nofile
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("gateway", "dataplane", "executor", "analytics", "redis")
@@ -65,18 +65,6 @@ def _worker_registered(redis: Redis) -> bool:
         return False
 
 
-def _raise_nofile() -> None:
-    """In the launcher's process, before exec: its soft open-file limit up to the hard one.
-
-    Inherited by every service, so a data-plane worker can hold thousands of client
-    and upstream connections at once (the benchmarks open 10,000).
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
 @contextmanager
 def running_platform(
     workdir: Path,
@@ -102,7 +90,7 @@ def running_platform(
             env=env,
             stdout=log,
             stderr=log,
-            preexec_fn=_raise_nofile,
+            preexec_fn=raise_nofile,
         )
         redis = Redis(host="127.0.0.1", port=ports["redis"], socket_timeout=2)
         try:
