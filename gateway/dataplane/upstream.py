@@ -241,9 +241,14 @@ class Response:
 
 
 class UpstreamPool:
-    def __init__(self, idle_seconds: float = 4.0, max_idle_per_host: int = 256) -> None:
+    def __init__(
+        self, idle_seconds: float = 4.0, max_idle_per_host: int = 256, connect_seconds: float = 2.0
+    ) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._idle_seconds = idle_seconds
+        # A container that is gone leaves an address nobody answers ARP for: the
+        # kernel would take ~3 s to say so. Callers get a 502 sooner.
+        self._connect_seconds = connect_seconds
         self._max_idle = max_idle_per_host
 
     async def request(

@@ -300,3 +300,14 @@ def test_an_idle_connection_past_its_time_is_not_used() -> None:
         assert len(app.transports) == 2
 
     run("asyncio", lambda: _with_app(test))
+
+
+def test_an_address_nobody_answers_fails_fast() -> None:
+    async def main() -> None:
+        pool = UpstreamPool(connect_seconds=0.2)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(UpstreamError):  # timed out, or unreachable at once
+            await pool.request("10.255.255.1", 80, "GET", "/", [])
+        assert asyncio.get_running_loop().time() - started < 1.0
+
+    run("asyncio", main)
