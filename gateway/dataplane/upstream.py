@@ -330,10 +330,11 @@ class UpstreamPool:
     async def _connect(self, host: str, port: int) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, protocol = await loop.create_connection(
-                lambda: _Connection((host, port)), host, port
-            )
-        except OSError as exc:
+            async with asyncio.timeout(self._connect_seconds):
+                _, protocol = await loop.create_connection(
+                    lambda: _Connection((host, port)), host, port
+                )
+        except OSError as exc:  # TimeoutError included
             raise UpstreamError(f"cannot connect to the container: {exc}") from exc
         return protocol
 

@@ -7,6 +7,8 @@ granian): their transports differ (uvloop's do not subclass asyncio.Transport).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -302,12 +304,32 @@ def test_an_idle_connection_past_its_time_is_not_used() -> None:
     run("asyncio", lambda: _with_app(test))
 
 
-def test_an_address_nobody_answers_fails_fast() -> None:
+def test_a_connect_nobody_answers_fails_fast() -> None:
+    """A listener whose accept queue is full drops new SYNs, like an address that is
+    gone: the connect hangs, and the pool gives up after its connect timeout."""
+
     async def main() -> None:
-        pool = UpstreamPool(connect_seconds=0.2)
-        started = asyncio.get_running_loop().time()
-        with pytest.raises(UpstreamError):  # timed out, or unreachable at once
-            await pool.request("10.255.255.1", 80, "GET", "/", [])
-        assert asyncio.get_running_loop().time() - started < 1.0
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(3):  # never accepted: they fill the queue
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        await asyncio.sleep(0.1)
+        pool = UpstreamPool(connect_seconds=0.3)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            with pytest.raises(UpstreamError, match="cannot connect"):
+                await pool.request("127.0.0.1", port, "GET", "/", [])
+            assert loop.time() - started < 1.5
+        finally:
+            for sock in [*fillers, listener]:
+                sock.close()
 
     run("asyncio", main)
