@@ -19,7 +19,7 @@ typecheck:
 	$(UV) run mypy .
 
 test:
-	bash scripts/setup.sh --with-postgres
+	bash scripts/setup.sh --with-postgres --with-browser
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .

@@ -23,6 +23,7 @@ from gateway.state import GatewayState
 from gateway.stats.router import router as stats_router
 from gateway.subscriptions.router import keys_router, subscribers_router
 from gateway.subscriptions.router import router as subscriptions_router
+from gateway.web.router import install_web_ui
 from shared.blobs import BlobStore
 from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
@@ -76,4 +77,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         revenue_router,
     ):
         app.include_router(router)
+    install_web_ui(app)
     return app

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Veil host bootstrap. Idempotent: on a ready machine it checks and does nothing.
 #
-# Usage: bash scripts/setup.sh [--with-postgres] [--with-bench]
+# Usage: bash scripts/setup.sh [--with-postgres] [--with-bench] [--with-browser]
 #
 #   1. Debian packages docker.io, redis-server, mmdebstrap (+ postgresql with
-#      --with-postgres; + nginx, caddy, wrk with --with-bench, for bench/gateway.py),
-#      installed only when missing (apt-get update only then).
+#      --with-postgres; + nginx, caddy, wrk with --with-bench, for bench/gateway.py;
+#      + chromium with --with-browser, for the web UI tests in tests/ui, driven by
+#      Playwright: Debian's build, no browser download), installed only when missing
+#      (apt-get update only then).
 #      The system redis/postgres services are NOT used: the platform starts its
 #      own instances, so a service the package auto-started is stopped again.
 #   2. dockerd running (started in the background, log /var/log/veil/dockerd.log).
@@ -31,6 +33,7 @@ REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 DOCKERD_LOG="${VEIL_DOCKERD_LOG:-/var/log/veil/dockerd.log}"
 WITH_POSTGRES=0
 WITH_BENCH=0
+WITH_BROWSER=0
 START_NS=$(date +%s%N)
 # dockerd, service and friends live in sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -39,6 +42,7 @@ for arg in "$@"; do
     case "$arg" in
         --with-postgres) WITH_POSTGRES=1 ;;
         --with-bench) WITH_BENCH=1 ;;
+        --with-browser) WITH_BROWSER=1 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
             exit 0
@@ -60,6 +64,7 @@ pkg_present() {
             && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null ;;
         python3-pip) have uv || python3 -m pip --version >/dev/null 2>&1 ;;
         nginx | caddy | wrk) have "$1" ;;
+        chromium) [[ -x /usr/bin/chromium ]] ;; # the path tests/ui launches
         *) return 1 ;;
     esac
 }
@@ -90,6 +95,7 @@ ensure_packages() {
     local p
     if [[ $WITH_POSTGRES == 1 ]]; then wanted+=(postgresql); fi
     if [[ $WITH_BENCH == 1 ]]; then wanted+=(nginx caddy wrk); fi
+    if [[ $WITH_BROWSER == 1 ]]; then wanted+=(chromium); fi
     # pip is only needed to install uv when uv is missing.
     if ! have uv && have python3; then wanted+=(python3-pip); fi
     for p in "${wanted[@]}"; do

@@ -1,0 +1,1 @@
+"""The web UI: the single-page app in `frontend/`, served by the gateway at `/`."""
