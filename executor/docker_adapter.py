@@ -391,7 +391,14 @@ class DockerAdapter:
     def usage(self, container_id: str) -> ContainerUsage:
         """One sample of live usage (takes about a second: the engine measures CPU over it)."""
         with _translated("read container stats"):
-            stats = self._client.api.stats(container_id, stream=False)
+            try:
+                stats = self._client.api.stats(container_id, stream=False)
+            except ValueError as exc:  # requests' JSONDecodeError: the engine sent no stats
+                # A container being stopped or removed answers with an empty body.
+                raise NotFound(
+                    f"read container stats: no stats for {container_id[:12]} (stopping?)",
+                    code="docker_not_found",
+                ) from exc
         return _usage_from_stats(stats)
 
     def restart(self, container_id: str, stop_timeout: int = 5) -> None:
