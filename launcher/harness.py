@@ -70,7 +70,7 @@ def running_platform(
     workdir: Path,
     label: str,
     extra_env: dict[str, str] | None = None,
-    timeout: float = 90,
+    timeout: float = 240,
     dataplane_workers: int | None = None,
 ) -> Iterator[Platform]:
     ports = {name: free_port() for name in SERVICES}

@@ -78,7 +78,9 @@ def _signal(child: Child, signum: int) -> None:
             os.kill(child.process.pid, signum)
 
 
-def wait_http(url: str, name: str, children: ChildSet, timeout: float = 60.0) -> None:
+def wait_http(url: str, name: str, children: ChildSet, timeout: float = 120.0) -> None:
+    # Generous: a service that died is reported at once (first_exited); on a busy
+    # 2-core box (load 8) imports alone took over 60 s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         dead = children.first_exited()
