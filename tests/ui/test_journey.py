@@ -26,7 +26,6 @@ from tests.ui.conftest import (
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.docker]
 
 
-
 def sign_up(page: Page, email: str, role: str) -> None:
     go(page, "/signup")
     page.get_by_label("Email").fill(email)
