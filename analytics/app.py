@@ -15,7 +15,7 @@ from analytics import jobs
 from analytics.billing.job import BillingJob
 from analytics.billing.router import router as billing_router
 from analytics.history.service import ExecutionPage, history
-from analytics.ingest.consumer import EventConsumer
+from analytics.ingest.consumer import EventConsumer, restore_gc, tune_gc
 from analytics.reconcile.service import ReconciliationReport, reconcile
 from analytics.stats.service import ApiStats, api_stats
 from shared.db import create_engine, create_sessionmaker
@@ -30,6 +30,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gc_thresholds = tune_gc(settings.ingest_gc_threshold)
         engine = create_engine(settings.resolved_database_url)
         redis = Redis.from_url(settings.redis_url)
         sessions = create_sessionmaker(engine)
@@ -81,6 +82,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                     await task
             await redis.aclose()
             await engine.dispose()
+            restore_gc(gc_thresholds)
 
     app = create_service_app(
         "Veil analytics", lifespan, description="Internal: usage stats, history, reconciliation."
@@ -100,16 +102,15 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         key_id: str | None = Query(default=None),
     ) -> ApiStats:
         """Calls, errors, latency percentiles, bytes, top consumers and a time series."""
-        async with request.app.state.sessions() as session:
-            return await api_stats(
-                session,
-                api_id,
-                since,
-                until,
-                version=version,
-                subscription_id=subscription_id,
-                key_id=key_id,
-            )
+        return await api_stats(
+            request.app.state.sessions,
+            api_id,
+            since,
+            until,
+            version=version,
+            subscription_id=subscription_id,
+            key_id=key_id,
+        )
 
     @app.get("/internal/v1/apis/{api_id}/executions")
     async def executions(

@@ -104,8 +104,13 @@ class AnalyticsSettings(CommonSettings):
     consumer_name: str = Field(default="analytics-1")
     # Most entries read (and stored in one transaction) at once: a busy stream gives
     # big batches, whose rollup rows are few per event; a quiet one gives small ones.
-    batch_size: int = 10_000
+    # A full batch holds about 3 KB per entry in memory, twice over (one read while
+    # the one before is stored).
+    batch_size: int = 25_000
     block_ms: int = 200  # longest wait per stream read: bounds how stale stats can be
+    # Allocations between two runs of Python's cyclic garbage collector in the analytics
+    # process (CPython's default is 700; 0 keeps it): see analytics.ingest.consumer.tune_gc.
+    ingest_gc_threshold: int = Field(default=100_000, ge=0)
     # Raw executions (the history) are deleted after this many days; rollups stay.
     raw_retention_days: float = 30.0
     purge_interval_seconds: float = 3600.0

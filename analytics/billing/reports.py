@@ -58,7 +58,8 @@ def _summary(invoice: Invoice, api_name: str | None) -> InvoiceSummary:
 async def usage(session: AsyncSession, subscription_id: str, now: datetime) -> UsageOut:
     period = service.period_of(now)
     start, end = service.period_bounds(period)
-    lines = await service.build_lines(session, subscription_id, period)
+    api_id = await repository.api_of(session, subscription_id) or ""
+    lines = await service.build_lines(session, subscription_id, api_id, period)
     plan_lines = [line for line in lines if line.kind == "plan"]
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return UsageOut(
@@ -73,9 +74,11 @@ async def usage(session: AsyncSession, subscription_id: str, now: datetime) -> U
         amount_minor=sum(line.amount_minor for line in lines),
         lines=[_line_out(line) for line in lines],
         calls_today=await repository.calls_between(
-            session, subscription_id, day_start, day_start + timedelta(days=1)
+            session, api_id, subscription_id, day_start, day_start + timedelta(days=1)
         ),
-        calls_this_month=await repository.calls_between(session, subscription_id, start, end),
+        calls_this_month=await repository.calls_between(
+            session, api_id, subscription_id, start, end
+        ),
     )
 
 

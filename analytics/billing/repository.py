@@ -12,9 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from analytics.stats.repository import in_ranges
+from analytics.stats.windows import cover
 from shared.models import (
     Api,
-    Execution,
     Invoice,
     InvoiceLine,
     Plan,
@@ -23,28 +24,41 @@ from shared.models import (
 )
 from shared.models.base import new_id, utcnow
 from shared.models.billing import FinalInvoiceChanged
+from shared.models.execution import MINUTE, ExecutionRollup
 
 
 async def calls_between(
-    session: AsyncSession, subscription_id: str, start: datetime, end: datetime
+    session: AsyncSession, api_id: str, subscription_id: str, start: datetime, end: datetime
 ) -> int:
-    """Billable calls of a subscription in [start, end): the calls the gateway forwarded
-    to the API, whatever the API answered. The gateway's own refusals (bad key, limits,
-    API down, timeouts) have no upstream time and are not billed.
+    """Billable calls of a subscription (of the API `api_id`) in the whole minutes
+    [start, end): the calls the gateway forwarded to the API, whatever the API
+    answered. The gateway's own refusals (bad key, limits, API down, timeouts) have no
+    upstream time and are not billed.
 
-    The one place that counts calls for billing, so that it can move to rollups.
+    Read from the per-minute, hour and day rollups (their `upstream_calls`), which are
+    kept for good: raw executions purged at the end of their retention change nothing.
+    The one place that counts calls for billing.
     """
+    if start.timestamp() % MINUTE or end.timestamp() % MINUTE:
+        raise ValueError("calls are counted in whole minutes")
+    ranges = cover(start, end)
+    if not ranges:
+        return 0
     result = await session.execute(
-        select(func.count())
-        .select_from(Execution)
-        .where(
-            Execution.subscription_id == subscription_id,
-            Execution.started_at >= start,
-            Execution.started_at < end,
-            Execution.upstream_ms.is_not(None),
+        select(func.coalesce(func.sum(ExecutionRollup.upstream_calls), 0)).where(
+            ExecutionRollup.api_id == api_id,
+            ExecutionRollup.subscription_id == subscription_id,
+            in_ranges(ExecutionRollup, ranges),
         )
     )
     return int(result.scalar_one())
+
+
+async def api_of(session: AsyncSession, subscription_id: str) -> str | None:
+    result = await session.execute(
+        select(Subscription.api_id).where(Subscription.id == subscription_id)
+    )
+    return result.scalar_one_or_none()
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,17 @@ The rules (plain functions, integers only; README "Billing" says the same):
 - A call is billable when the gateway forwarded it to the API (it has an upstream
   time), whatever the API answered. The gateway's own answers (bad key 401, no
   subscription 403, limits 429, API not running 503, unreachable 502, timeout 504)
-  are not billed. Counting lives in `repository.calls_between`.
+  are not billed. Calls are counted from the rollups (`repository.calls_between`),
+  which are kept for good: purging raw executions never changes an invoice.
 - An invoice has one line per plan segment: the stretch of the month the
-  subscription spent on one plan. Calls are priced by the plan in force when they
-  were made. A segment's included calls are the plan's monthly allowance times the
-  fraction of the month it covers, rounded down (integer microseconds); a plan
-  held all month gets all of it. A plan change takes effect at once, upgrades and
-  downgrades alike, and starts a new segment; cancelling ends the last one.
+  subscription spent on one plan. Calls are priced by the plan in force at the end
+  of the minute they were made in (rollups count whole minutes): the minute of a
+  plan change goes to the new plan; the last minute of a cancelled subscription to
+  its last plan (`billed_minutes`). A segment's included calls are the plan's
+  monthly allowance times the fraction of the month it covers, rounded down
+  (integer microseconds); a plan held all month gets all of it. A plan change
+  takes effect at once, upgrades and downgrades alike, and starts a new segment;
+  cancelling ends the last one.
 - A line's amount is billable calls * price per 1,000 / 1,000, rounded half up to
   a whole minor unit, once per line. The invoice total is the sum of its lines.
 - The platform fee is total * `platform_fee_bps` / 10,000 per invoice, rounded
@@ -20,8 +24,7 @@ The rules (plain functions, integers only; README "Billing" says the same):
 - An invoice is a draft while its month runs (refreshed by the billing job and
   when its subscriber reads it) and is finalized by `close_period` once the month
   is over. A final invoice never changes: closing again does nothing to it.
-- A segment's count never goes down between refreshes (raw executions purged at
-  the end of their retention do not un-bill calls already counted).
+- A segment's count never goes down between refreshes.
 - Calls that reach analytics after their month was closed ("late events") are
   billed on the next month's invoice as "adjustment" lines, one per segment of the
   closed month: its calls recounted minus the calls billed, priced with the closed
@@ -42,8 +45,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics.billing import repository
+from analytics.stats.windows import ceil_to, floor_to
 from shared.errors import Unprocessable
 from shared.models import InvoiceLine, Plan
+from shared.models.execution import MINUTE
 
 log = logging.getLogger("veil.analytics.billing")
 
@@ -106,6 +111,25 @@ def prorated_included(included_per_month: int, covered: timedelta, month: timede
     if not timedelta(0) <= covered <= month:
         raise ValueError("a segment covers between nothing and the whole month")
     return included_per_month * (covered // _MICROSECOND) // (month // _MICROSECOND)
+
+
+def billed_minutes(
+    segments: Sequence[tuple[datetime, datetime]],
+) -> list[tuple[datetime, datetime]]:
+    """The whole minutes whose calls each segment bills, for consecutive segments of one
+    subscription and month, oldest first: calls are counted per minute (from the
+    rollups), and a minute's calls go to the plan in force at its end. A segment
+    starts at the minute it starts in; it ends where the next one starts (a plan change
+    bills its minute to the new plan) or, when none follows (cancelled), at the end of
+    its last minute. A segment shorter than that may bill no minute at all.
+    """
+    out = []
+    for i, (start, end) in enumerate(segments):
+        first, stop = floor_to(start, MINUTE), ceil_to(end, MINUTE)
+        if i + 1 < len(segments):
+            stop = min(stop, floor_to(segments[i + 1][0], MINUTE))
+        out.append((first, max(first, stop)))
+    return out
 
 
 # ---- lines ----
@@ -211,9 +235,9 @@ def adjustment_line(billed: InvoiceLine, calls_now: int, period: str) -> Line | 
 
 def never_fewer(lines: Sequence[Line], counted: Sequence[InvoiceLine]) -> list[Line]:
     """A segment's count never goes down: where a draft already counted more calls for
-    a segment than a recount finds (raw executions purged at the end of their
-    retention), the higher count stands. Calls only ever arrive; a segment that a plan
-    change has cut short since held no calls past the change when it was counted."""
+    a segment than a recount finds, the higher count stands. Calls only ever arrive
+    (the rollups are never purged); a segment that a plan change has cut short since
+    held no calls past the change when it was counted."""
     before: dict[tuple[str, datetime], InvoiceLine] = {
         (old.plan_id, old.segment_start): old for old in counted if old.kind == "plan"
     }
@@ -245,27 +269,35 @@ def invoice_currency(lines: Sequence[Line]) -> str:
     return (paid or list(lines))[-1].currency
 
 
-async def build_lines(session: AsyncSession, subscription_id: str, period: str) -> list[Line]:
+async def build_lines(
+    session: AsyncSession, subscription_id: str, api_id: str, period: str
+) -> list[Line]:
     """The lines of a subscription's invoice for `period`, from what is stored now."""
     start, end = period_bounds(period)
-    lines = []
+    segments = []
     for plan_period, plan in await repository.plan_periods(session, subscription_id, start, end):
         seg_start = max(plan_period.started_at, start)
         seg_end = min(plan_period.ended_at or end, end)
-        if seg_start >= seg_end:
-            continue
-        calls = await repository.calls_between(session, subscription_id, seg_start, seg_end)
+        if seg_start < seg_end:
+            segments.append((plan, seg_start, seg_end))
+    lines = []
+    minutes = billed_minutes([(seg_start, seg_end) for _, seg_start, seg_end in segments])
+    for (plan, seg_start, seg_end), (first, stop) in zip(segments, minutes, strict=True):
+        calls = await repository.calls_between(session, api_id, subscription_id, first, stop)
         lines.append(plan_line(PlanTerms.of(plan), seg_start, seg_end, end - start, calls))
     previous = previous_period(period)
     billed = await repository.get_invoice(session, subscription_id, previous)
     if billed is not None and billed.status == "final":
-        for old in await repository.lines_of(session, billed.id):
-            if old.kind != "plan":
-                continue
+        old = sorted(
+            (line for line in await repository.lines_of(session, billed.id) if line.kind == "plan"),
+            key=lambda line: line.segment_start,
+        )
+        minutes = billed_minutes([(line.segment_start, line.segment_end) for line in old])
+        for line, (first, stop) in zip(old, minutes, strict=True):
             now_counted = await repository.calls_between(
-                session, subscription_id, old.segment_start, old.segment_end
+                session, api_id, subscription_id, first, stop
             )
-            adjustment = adjustment_line(old, now_counted, previous)
+            adjustment = adjustment_line(line, now_counted, previous)
             if adjustment is not None:
                 lines.append(adjustment)
     return lines
@@ -303,7 +335,7 @@ async def sync_invoice(
             invoice.status, invoice.finalized_at = "final", now
             await session.commit()
             return "finalized"
-        lines = await build_lines(session, subscription_id, period)
+        lines = await build_lines(session, subscription_id, who.api_id, period)
         if not lines and existing is None:
             return "empty"
         await repository.ensure_invoice(

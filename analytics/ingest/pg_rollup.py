@@ -1,40 +1,25 @@
-"""PostgreSQL: store the staged events and roll them up in one statement.
+"""PostgreSQL: the statements of the ingest path.
 
-The events are first COPYed into a per-connection staging table; this one
-statement inserts the new ones (an event id seen before is skipped), and from
-exactly the rows it inserted (RETURNING) adds to the minute, hour and day
-rollups (per version, subscription and key, and per API) and latency
-histograms. The same sums and buckets as `rollup.py`
-(which SQLite uses), computed by the database: no rows go back and forth.
+The usual batch (no event in it stored before) is COPYed straight into
+`executions`, in a savepoint; its rollups, computed in Python (`rollup.py`), are
+then added by one statement (UPSERT_ROLLUPS) that reads them as arrays. When the
+COPY meets an event id already stored (a redelivery), the savepoint is rolled
+back and the batch takes the careful path: COPYed into a per-connection staging
+table, from which STORE_AND_ROLL_UP inserts the new events (an event id seen
+before is skipped) and, from exactly the rows it inserted (RETURNING), adds to
+the minute, hour and day rollups (per version, subscription and key, and per
+API) and latency histograms: the same sums and buckets as `rollup.py`, computed
+by the database. Both lock rollup rows in the same order (resolution, then key).
 """
 
 from __future__ import annotations
 
 import math
 
+from analytics.ingest.rollup import API_KEY, COLUMNS, COUNTER_KEY, COUNTERS, HISTOGRAM_COLUMNS
 from analytics.stats.histogram import BUCKETS, MIN_MS, RATIO
 
 STAGING = "executions_incoming"
-
-COLUMNS = (
-    "event_id",
-    "request_id",
-    "api_id",
-    "deployment_id",
-    "caller_id",
-    "method",
-    "path",
-    "status_code",
-    "latency_ms",
-    "upstream_ms",
-    "bytes_in",
-    "bytes_out",
-    "started_at",
-    "key_id",
-    "subscription_id",
-    "version",
-    "gateway_ms",
-)
 
 CREATE_STAGING = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} "
@@ -106,7 +91,7 @@ levels AS (
 counters AS (
     INSERT INTO execution_rollups AS r (api_id, resolution_s, bucket_start, {_KEY}, {_COUNTERS})
     SELECT api_id, resolution_s, bucket_start, {_KEY}, {_COUNTERS} FROM levels
-    ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ORDER BY 2, 1, 3, 4, 5, 6, 7
     ON CONFLICT (api_id, resolution_s, bucket_start, {_KEY}) DO UPDATE SET {_ADD},
         latency_max = greatest(r.latency_max, excluded.latency_max),
         last_at = greatest(r.last_at, excluded.last_at)
@@ -116,7 +101,7 @@ api_counters AS (
     INSERT INTO api_rollups AS r (api_id, resolution_s, bucket_start, status_class, {_COUNTERS})
     SELECT api_id, resolution_s, bucket_start, status_class, {_SUMS} FROM levels
     GROUP BY 1, 2, 3, 4
-    ORDER BY 1, 2, 3, 4
+    ORDER BY 2, 1, 3, 4
     ON CONFLICT (api_id, resolution_s, bucket_start, status_class) DO UPDATE SET {_ADD},
         latency_max = greatest(r.latency_max, excluded.latency_max),
         last_at = greatest(r.last_at, excluded.last_at)
@@ -142,11 +127,76 @@ histograms AS (
         SELECT api_id, 86400, metric, date_trunc('day', bucket_start, 'UTC'), bucket, sum(count)
         FROM buckets GROUP BY 1, 3, 4, 5
     ) AS levels
-    ORDER BY 1, 2, 3, 4, 5
+    ORDER BY 2, 1, 3, 4, 5
     ON CONFLICT (api_id, resolution_s, metric, bucket_start, bucket)
         DO UPDATE SET count = h.count + excluded.count
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM counters),
        (SELECT count(*) FROM api_counters), (SELECT count(*) FROM histograms)
+"""  # noqa: S608  # constants only, no input
+
+
+_TYPES = {
+    "api_id": "text",
+    "resolution_s": "int",
+    "bucket_start": "timestamptz",
+    "version": "int",
+    "subscription_id": "text",
+    "key_id": "text",
+    "status_class": "int",
+    "metric": "text",
+    "bucket": "int",
+    "count": "bigint",
+    "calls": "bigint",
+    "bytes_in": "bigint",
+    "bytes_out": "bigint",
+    "latency_sum": "float8",
+    "latency_max": "float8",
+    "upstream_calls": "bigint",
+    "upstream_sum": "float8",
+    "gateway_calls": "bigint",
+    "gateway_sum": "float8",
+    "last_at": "timestamptz",
+}
+
+
+def _unnest(columns: tuple[str, ...], first: int) -> str:
+    """unnest($first::type[], …): one array parameter per column."""
+    arrays = ", ".join(f"${first + i}::{_TYPES[c]}[]" for i, c in enumerate(columns))
+    return f"unnest({arrays})"
+
+
+_N_COUNTER = len(COUNTER_KEY) + len(COUNTERS)
+_N_API = len(API_KEY) + len(COUNTERS)
+
+# The rollups of a batch computed in Python (rollup.rollups), as one array per column:
+# the counters' columns, then the per-API counters', then the histograms'. Each
+# list is already aggregated (one row per key) and sorted in lock order.
+UPSERT_ROLLUPS = f"""
+WITH counters AS (
+    INSERT INTO execution_rollups AS r ({", ".join(COUNTER_KEY + COUNTERS)})
+    SELECT * FROM {_unnest(COUNTER_KEY + COUNTERS, 1)}
+    ON CONFLICT ({", ".join(COUNTER_KEY)}) DO UPDATE SET {_ADD},
+        latency_max = greatest(r.latency_max, excluded.latency_max),
+        last_at = greatest(r.last_at, excluded.last_at)
+    RETURNING 1
+),
+api_counters AS (
+    INSERT INTO api_rollups AS r ({", ".join(API_KEY + COUNTERS)})
+    SELECT * FROM {_unnest(API_KEY + COUNTERS, 1 + _N_COUNTER)}
+    ON CONFLICT ({", ".join(API_KEY)}) DO UPDATE SET {_ADD},
+        latency_max = greatest(r.latency_max, excluded.latency_max),
+        last_at = greatest(r.last_at, excluded.last_at)
+    RETURNING 1
+),
+histograms AS (
+    INSERT INTO latency_rollups AS h ({", ".join(HISTOGRAM_COLUMNS)})
+    SELECT * FROM {_unnest(HISTOGRAM_COLUMNS, 1 + _N_COUNTER + _N_API)}
+    ON CONFLICT (api_id, resolution_s, metric, bucket_start, bucket)
+        DO UPDATE SET count = h.count + excluded.count
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM counters), (SELECT count(*) FROM api_counters),
+       (SELECT count(*) FROM histograms)
 """  # noqa: S608  # constants only, no input

@@ -1,74 +1,116 @@
 """Exactly-once storage of execution events, with their rollups, in one transaction.
 
-The raw insert skips event ids seen before, and only the rows it did insert
-are added to the rollups, so a redelivered event changes nothing.
-Both databases take the batch into a per-connection staging table first
-(PostgreSQL: COPY; SQLite: executemany). PostgreSQL then inserts and rolls up
-in one statement (pg_rollup.py). SQLite inserts with ON CONFLICT DO NOTHING
-RETURNING event_id, and upserts the rollups of those events, computed in
-Python (rollup.py): INSERT … ON CONFLICT DO UPDATE SET calls = calls + excluded.calls …
+The event id is the primary key: an event stored before is never stored again,
+and only the rows an insert did store are added to the rollups, so a
+redelivered event changes nothing. Rows are tuples in `COLUMNS` order.
+
+PostgreSQL (pg_rollup.py): the batch is COPYed straight into `executions` in a
+savepoint, and its rollups, folded in Python, are upserted from arrays in one
+statement. A batch with an event stored before (a redelivery: rare) fails that
+COPY on the primary key; the savepoint is rolled back and the batch goes through
+a staging table and one statement that inserts what is new (ON CONFLICT DO
+NOTHING) and rolls up exactly the rows it inserted (RETURNING).
+
+SQLite: the batch goes into a staging table, then INSERT … ON CONFLICT DO
+NOTHING RETURNING event_id; the rollups of those rows are folded in Python and
+upserted: INSERT … ON CONFLICT DO UPDATE SET calls = calls + excluded.calls …
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, func
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from analytics.ingest import pg_rollup
-from analytics.ingest.rollup import COUNTERS, rollup_rows
+from analytics.ingest.rollup import (
+    API_KEY,
+    COLUMNS,
+    COUNTER_KEY,
+    COUNTERS,
+    HISTOGRAM_COLUMNS,
+    record,
+    rollups,
+)
 from shared.events import ExecutionEvent
-from shared.models.execution import ApiRollup, ExecutionRollup, LatencyRollup
 
-COLUMNS = pg_rollup.COLUMNS
+__all__ = ["COLUMNS", "Batch", "prepare", "record", "store_batch", "store_executions", "store_rows"]
+
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+Row = tuple[Any, ...]
+Rollups = tuple[list[Row], list[Row], list[Row]]
 
 
-def record(e: ExecutionEvent) -> tuple[Any, ...]:
-    """The event as a row of `executions`, in COLUMNS order."""
-    return (
-        e.event_id,
-        e.request_id,
-        e.api_id,
-        e.deployment_id,
-        e.caller_id,
-        e.method,
-        e.path,
-        e.status_code,
-        e.latency_ms,
-        e.upstream_ms,
-        e.bytes_in,
-        e.bytes_out,
-        e.started_at,
-        e.key_id,
-        e.subscription_id,
-        e.version,
-        e.gateway_ms,
-    )
+@dataclass(frozen=True)
+class Batch:
+    """Execution rows ready to store, one per event id, with the rollups of all of them
+    (folded before the transaction, so that the consumer can fold the next batch while
+    the database works on this one)."""
+
+    rows: list[Row]
+    rollups: Rollups
 
 
-async def _store_postgres(session: AsyncSession, events: Sequence[ExecutionEvent]) -> int:
+def prepare(rows: Iterable[Row]) -> Batch:
+    unique = list({r[0]: r for r in rows}.values())  # a batch may repeat an event
+    return Batch(unique, rollups(unique))
+
+
+def _arrays(rows: Sequence[Row], width: int) -> list[list[Any]]:
+    """Rows as one list per column (UPSERT_ROLLUPS reads arrays)."""
+    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
+
+
+async def _store_postgres(session: AsyncSession, batch: Batch) -> int:
+    rows = batch.rows
     connection = await session.connection()
-    # Through SQLAlchemy first, so that its transaction is open before the COPY,
-    # which goes straight to asyncpg. The staging table lives as long as the
-    # connection and is emptied at each commit.
+    # Through SQLAlchemy, so that its transaction is open before the raw calls below.
+    await connection.exec_driver_sql("SAVEPOINT ingest")
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    try:
+        await raw.copy_records_to_table("executions", records=rows, columns=COLUMNS)
+    except asyncpg.UniqueViolationError:
+        await raw.execute("ROLLBACK TO SAVEPOINT ingest")
+        return await _store_postgres_redelivered(connection, raw, rows)
+    await raw.execute("RELEASE SAVEPOINT ingest")
+    counters, per_api, histograms = batch.rollups
+    await raw.fetchrow(
+        pg_rollup.UPSERT_ROLLUPS,
+        *_arrays(counters, len(COUNTER_KEY) + len(COUNTERS)),
+        *_arrays(per_api, len(API_KEY) + len(COUNTERS)),
+        *_arrays(histograms, len(HISTOGRAM_COLUMNS)),
+    )
+    return len(rows)
+
+
+async def _store_postgres_redelivered(
+    connection: AsyncConnection, raw: Any, rows: Sequence[Row]
+) -> int:
+    # The staging table lives as long as the connection and is emptied at each commit.
     await connection.exec_driver_sql(pg_rollup.CREATE_STAGING)
     # Sorts and hash aggregates of a big batch stay in memory (the default is 4 MB).
     await connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None
-    await raw.copy_records_to_table(
-        pg_rollup.STAGING, records=[record(e) for e in events], columns=list(COLUMNS)
-    )
+    await raw.copy_records_to_table(pg_rollup.STAGING, records=rows, columns=COLUMNS)
     row = await raw.fetchrow(pg_rollup.STORE_AND_ROLL_UP)
     return int(row[0])
 
 
-async def _store_sqlite(session: AsyncSession, events: Sequence[ExecutionEvent]) -> int:
+def _sqlite_time(value: datetime) -> str:
+    # Stored as SQLAlchemy stores UTCDateTime on SQLite: naive UTC text.
+    return value.astimezone(UTC).strftime(SQLITE_TIME)
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+async def _store_sqlite(session: AsyncSession, batch: Batch) -> int:
+    rows = batch.rows
     connection = await session.connection()
     names = ", ".join(COLUMNS)
     await connection.exec_driver_sql(
@@ -78,8 +120,8 @@ async def _store_sqlite(session: AsyncSession, events: Sequence[ExecutionEvent])
     await connection.exec_driver_sql(f"DELETE FROM {pg_rollup.STAGING}")  # noqa: S608
     await connection.exec_driver_sql(
         f"INSERT INTO {pg_rollup.STAGING} ({names}) "  # noqa: S608
-        f"VALUES ({', '.join('?' * len(COLUMNS))})",
-        [_sqlite_record(e) for e in events],
+        f"VALUES ({_placeholders(len(COLUMNS))})",
+        [(*r[:12], _sqlite_time(r[12]), *r[13:]) for r in rows],
     )
     result = await connection.exec_driver_sql(
         f"INSERT INTO executions ({names}) SELECT {names} FROM {pg_rollup.STAGING} "  # noqa: S608
@@ -87,62 +129,68 @@ async def _store_sqlite(session: AsyncSession, events: Sequence[ExecutionEvent])
     )
     inserted = {row[0] for row in result}
     await connection.exec_driver_sql(f"DELETE FROM {pg_rollup.STAGING}")  # noqa: S608
-    new = [e for e in events if e.event_id in inserted]
-    if new:
-        await _add_rollups_sqlite(session, new)
-    return len(new)
+    if len(inserted) == len(rows):
+        await _add_rollups_sqlite(connection, batch.rollups)
+    elif inserted:
+        await _add_rollups_sqlite(connection, rollups([r for r in rows if r[0] in inserted]))
+    return len(inserted)
 
 
-def _sqlite_record(e: ExecutionEvent) -> tuple[Any, ...]:
-    # Stored as SQLAlchemy stores UTCDateTime on SQLite: naive UTC text.
-    at = e.started_at.astimezone(UTC).strftime(SQLITE_TIME)
-    return (*record(e)[:12], at, *record(e)[13:])
-
-
-async def _add_counters_sqlite(
-    session: AsyncSession, counters: Table, rows: list[dict[str, Any]]
-) -> None:
-    statement = sqlite_insert(counters)
-    excluded = statement.excluded
-    summed: dict[str, Any] = {
-        name: counters.c[name] + excluded[name]
-        for name in COUNTERS
-        if name not in ("latency_max", "last_at")
-    }
+def _add_counters_sql(table: str, key: tuple[str, ...]) -> str:
+    summed = [
+        f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS if c not in ("latency_max", "last_at")
+    ]
     # SQLite's two-argument max() is PostgreSQL's greatest().
-    summed["latency_max"] = func.max(counters.c.latency_max, excluded.latency_max)
-    summed["last_at"] = func.max(counters.c.last_at, excluded.last_at)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[c.name for c in counters.primary_key.columns], set_=summed
-        ),
-        rows,
+    summed += [f"{c} = max({table}.{c}, excluded.{c})" for c in ("latency_max", "last_at")]
+    return (
+        f"INSERT INTO {table} ({', '.join(key + COUNTERS)}) "  # noqa: S608  # constants only
+        f"VALUES ({_placeholders(len(key) + len(COUNTERS))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(summed)}"
     )
 
 
-async def _add_rollups_sqlite(session: AsyncSession, events: Sequence[ExecutionEvent]) -> None:
-    counter_rows, api_rows, histogram_rows = rollup_rows(events)
-    await _add_counters_sqlite(session, ExecutionRollup.__table__, counter_rows)  # type: ignore[arg-type]
-    await _add_counters_sqlite(session, ApiRollup.__table__, api_rows)  # type: ignore[arg-type]
-    histograms: Table = LatencyRollup.__table__  # type: ignore[assignment]
-    hstatement = sqlite_insert(histograms)
-    await session.execute(
-        hstatement.on_conflict_do_update(
-            index_elements=[c.name for c in histograms.primary_key.columns],
-            set_={"count": histograms.c["count"] + hstatement.excluded["count"]},
-        ),
-        histogram_rows,
+_ADD_COUNTERS = _add_counters_sql("execution_rollups", COUNTER_KEY)
+_ADD_API_COUNTERS = _add_counters_sql("api_rollups", API_KEY)
+_ADD_HISTOGRAMS = (
+    f"INSERT INTO latency_rollups ({', '.join(HISTOGRAM_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({_placeholders(len(HISTOGRAM_COLUMNS))}) "
+    "ON CONFLICT (api_id, resolution_s, metric, bucket_start, bucket) "
+    "DO UPDATE SET count = latency_rollups.count + excluded.count"
+)
+
+
+async def _add_rollups_sqlite(connection: AsyncConnection, folded: Rollups) -> None:
+    counters, per_api, histograms = folded
+    await connection.exec_driver_sql(
+        _ADD_COUNTERS,
+        [(*r[:2], _sqlite_time(r[2]), *r[3:-1], _sqlite_time(r[-1])) for r in counters],
     )
+    await connection.exec_driver_sql(
+        _ADD_API_COUNTERS,
+        [(*r[:2], _sqlite_time(r[2]), *r[3:-1], _sqlite_time(r[-1])) for r in per_api],
+    )
+    await connection.exec_driver_sql(
+        _ADD_HISTOGRAMS, [(*r[:3], _sqlite_time(r[3]), *r[4:]) for r in histograms]
+    )
+
+
+async def store_batch(session: AsyncSession, batch: Batch) -> int:
+    """Store the rows of the batch not stored before and add them to the rollups; how
+    many were new. The caller commits. Safe to call again with the same rows: nothing
+    changes.
+    """
+    if not batch.rows:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return await _store_postgres(session, batch)
+    return await _store_sqlite(session, batch)
+
+
+async def store_rows(session: AsyncSession, rows: Sequence[Row]) -> int:
+    """`store_batch` of some execution rows (COLUMNS order)."""
+    return await store_batch(session, prepare(rows))
 
 
 async def store_executions(session: AsyncSession, events: Sequence[ExecutionEvent]) -> int:
-    """Store the events not stored before, add them to the rollups; how many were new.
-
-    The caller commits. Safe to call again with the same events: nothing changes.
-    """
-    unique = list({e.event_id: e for e in events}.values())  # a batch may repeat an event
-    if not unique:
-        return 0
-    if session.get_bind().dialect.name == "postgresql":
-        return await _store_postgres(session, unique)
-    return await _store_sqlite(session, unique)
+    """`store_batch` of some events."""
+    return await store_rows(session, [record(e) for e in events])

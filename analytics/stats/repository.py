@@ -7,12 +7,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Float, and_, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models.execution import ApiRollup as A
 from shared.models.execution import ExecutionRollup as R
 from shared.models.execution import LatencyRollup as H
+
+
+async def plan_for_small_reads(session: AsyncSession) -> None:
+    """PostgreSQL, for the rest of this transaction: no JIT compilation and no parallel
+    workers. A stats query reads some thousands of rollup rows, but the planner prices
+    the bitmap heap scans of the tiled ranges as random reads, and at 10M executions
+    its estimates pass `jit_above_cost`: compiling then took 50-60 ms, the query itself
+    20, and starting two parallel workers 10-20 ms (bench/analytics.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text(
+                "SELECT set_config('jit', 'off', true), "
+                "set_config('max_parallel_workers_per_gather', '0', true)"
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -32,7 +47,8 @@ class Scope:
 Ranges = Sequence[tuple[int, datetime, datetime]]
 
 
-def _in_ranges(model: Any, ranges: Ranges) -> ColumnElement[bool]:
+def in_ranges(model: Any, ranges: Ranges) -> ColumnElement[bool]:
+    """Rows of the rollup `model` in any of the ranges (resolution, start, end)."""
     return or_(
         *[
             and_(
@@ -76,7 +92,7 @@ async def totals_by_class(session: AsyncSession, scope: Scope, ranges: Ranges) -
             func.sum(T.gateway_sum),
             func.max(T.last_at),
         )
-        .where(*conditions, _in_ranges(T, ranges))
+        .where(*conditions, in_ranges(T, ranges))
         .group_by(T.status_class)
     )
     return result.all()
@@ -122,7 +138,7 @@ async def top_subscriptions(
             func.coalesce(func.sum(R.calls).filter(R.status_class == 5), 0),
             func.sum(R.bytes_out),
         )
-        .where(*conditions, _in_ranges(R, ranges))
+        .where(*conditions, in_ranges(R, ranges))
         .group_by(R.subscription_id)
         .order_by(calls.desc(), R.subscription_id)
         .limit(limit)
@@ -137,7 +153,7 @@ async def series_counts(
     T, conditions = _scope(scope)
     result = await session.execute(
         select(T.bucket_start, T.status_class, func.sum(T.calls), func.sum(T.latency_sum))
-        .where(*conditions, _in_ranges(T, [(resolution, start, end)]))
+        .where(*conditions, in_ranges(T, [(resolution, start, end)]))
         .group_by(T.bucket_start, T.status_class)
     )
     return result.all()
@@ -154,13 +170,18 @@ async def series_percentile_buckets(
     """(bucket_start, histogram bucket) of the total latency's nearest-rank percentile, per
     rollup bucket: the database walks each histogram, so only one row per point comes back.
     """
-    window = and_(H.api_id == api_id, H.metric == "t", _in_ranges(H, [(resolution, start, end)]))
+    window = and_(H.api_id == api_id, H.metric == "t", in_ranges(H, [(resolution, start, end)]))
+    # Summed as doubles (exact for counts below 2**53; PostgreSQL sums bigints as numeric,
+    # several times slower), row by row: (bucket_start, bucket) is unique in the window.
+    count = cast(H.count, Float)
     walked = (
         select(
             H.bucket_start,
             H.bucket,
-            func.sum(H.count).over(partition_by=H.bucket_start, order_by=H.bucket).label("seen"),
-            func.sum(H.count).over(partition_by=H.bucket_start).label("total"),
+            func.sum(count)
+            .over(partition_by=H.bucket_start, order_by=H.bucket, rows=(None, 0))
+            .label("seen"),
+            func.sum(count).over(partition_by=H.bucket_start).label("total"),
         )
         .where(window)
         .subquery()
@@ -178,7 +199,7 @@ async def stored_per_minute(session: AsyncSession, start: datetime, end: datetim
     """(api_id, minute, calls) of every API: what analytics stored, for the reconciliation."""
     result = await session.execute(
         select(A.api_id, A.bucket_start, func.sum(A.calls))
-        .where(_in_ranges(A, [(60, start, end)]))
+        .where(in_ranges(A, [(60, start, end)]))
         .group_by(A.api_id, A.bucket_start)
     )
     return result.all()

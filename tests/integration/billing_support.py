@@ -1,5 +1,6 @@
-"""Helpers for the billing tests: users, an API, plans, subscriptions and calls written
-straight to the database at chosen instants, so that months can be tested whole."""
+"""Helpers for the billing tests: users, an API, plans, subscriptions and calls stored
+straight into the database (raw rows and rollups) at chosen instants, so that months
+can be tested whole."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from analytics.ingest.repository import store_executions
+from shared.events import ExecutionEvent
 from shared.models import (
     Api,
-    Execution,
     Invoice,
     InvoiceLine,
     Plan,
@@ -133,27 +135,36 @@ async def calls(
     *,
     status: int = 200,
     forwarded: bool = True,
-    api_id: str = "api",
 ) -> None:
-    """`count` stored executions of the subscription, a millisecond apart from `when`.
+    """`count` calls of the subscription, a millisecond apart from `when`, stored as
+    analytics stores them: raw executions and their rollups, in one transaction.
     `forwarded=False` is the gateway answering by itself (no upstream time)."""
     async with sessions() as session:
-        session.add_all(
-            Execution(
-                event_id=str(uuid.uuid4()),
-                request_id=uuid.uuid4().hex,
-                api_id=api_id,
-                method="GET",
-                path="/x",
-                status_code=status,
-                latency_ms=2.0,
-                upstream_ms=1.0 if forwarded else None,
-                bytes_in=0,
-                bytes_out=0,
-                started_at=when + timedelta(milliseconds=i),
-                subscription_id=subscription_id,
-            )
-            for i in range(count)
+        api_id = await session.scalar(
+            select(Subscription.api_id).where(Subscription.id == subscription_id)
+        )
+        assert api_id is not None
+        await store_executions(
+            session,
+            [
+                ExecutionEvent(
+                    event_id=str(uuid.uuid4()),
+                    request_id=uuid.uuid4().hex,
+                    api_id=api_id,
+                    deployment_id=None,
+                    caller_id=None,
+                    method="GET",
+                    path="/x",
+                    status_code=status,
+                    latency_ms=2.0,
+                    upstream_ms=1.0 if forwarded else None,
+                    bytes_in=0,
+                    bytes_out=0,
+                    started_at=when + timedelta(milliseconds=i),
+                    subscription_id=subscription_id,
+                )
+                for i in range(count)
+            ],
         )
         await session.commit()
 

@@ -4,9 +4,10 @@ cancellation, earnings and revenue. Rules are called directly with chosen instan
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from analytics.billing import reports, repository
 from analytics.billing.job import BillingJob
@@ -17,8 +18,9 @@ from analytics.billing.service import (
     refresh_drafts,
     sync_invoice,
 )
+from analytics.retention import purge_raw
 from shared.db import create_engine, create_sessionmaker
-from shared.models import Execution, Invoice
+from shared.models import Invoice, InvoiceLine
 from shared.models.billing import FinalInvoiceChanged
 from tests.integration.billing_support import (
     Sessions,
@@ -306,17 +308,80 @@ async def test_the_job_closes_after_the_grace_and_catches_up(sessions: Sessions)
     assert [(r.period, r.finalized, r.already_final) for r in again.closed] == [("2026-03", 0, 1)]
 
 
-async def test_purged_raw_calls_are_not_unbilled(sessions: Sessions) -> None:
-    where = await shop(sessions, PAID)
-    subscription = await subscribe_at(sessions, where, "Paid", at("2026-02-10T08:00"))
-    await calls(sessions, subscription, at("2026-03-01T00:30"), 40)
-    await calls(sessions, subscription, at("2026-03-30T12:00"), 40)
+Billed = tuple[str, int, int, list[tuple[Any, ...]]]
+
+
+def _billed(found: tuple[Invoice, list[InvoiceLine]] | None) -> Billed:
+    """What an invoice bills: its status, total, fee and lines (not row ids or times)."""
+    assert found is not None
+    invoice, lines = found
+    return (
+        invoice.status,
+        invoice.total_minor,
+        invoice.fee_minor,
+        [
+            (
+                line.kind,
+                line.adjusts_period,
+                line.plan_name,
+                line.segment_start,
+                line.segment_end,
+                line.calls,
+                line.included,
+                line.billable,
+                line.amount_minor,
+            )
+            for line in lines
+        ],
+    )
+
+
+async def test_purging_raw_executions_changes_no_invoice(sessions: Sessions) -> None:
+    where = await shop(sessions, BASIC, PRO)
+    subscription = await subscribe_at(sessions, where, "Basic", at("2026-02-10T08:00"))
+    await calls(sessions, subscription, at("2026-03-01T00:30"), 1400)
+    await change_at(sessions, subscription, where.plans["Pro"], at("2026-03-11T00:00"))
+    await calls(sessions, subscription, at("2026-03-30T12:00"), 2200)
     await refresh_drafts(sessions, "2026-03", now=at("2026-03-31T00:00"), fee_bps=FEE)
-    # Raw retention purges the calls of March 1st before the month is closed.
-    async with sessions() as session:
-        await session.execute(delete(Execution).where(Execution.started_at < at("2026-03-02")))
-        await session.commit()
+    draft = _billed(await invoice_with_lines(sessions, subscription, "2026-03"))
+    assert draft[1] == 40 + 5  # 400 beyond Basic's 1,000; 100 beyond Pro's 2,100
+
+    # The retention purge deletes every raw execution of March before it is closed.
+    assert await purge_raw(sessions, at("2026-04-01")) == 3600
+    await refresh_drafts(sessions, "2026-03", now=at("2026-03-31T12:00"), fee_bps=FEE)
+    assert _billed(await invoice_with_lines(sessions, subscription, "2026-03")) == draft
+    await close_period(sessions, "2026-03", now=at("2026-04-01T00:10"), fee_bps=FEE)
+    final = _billed(await invoice_with_lines(sessions, subscription, "2026-03"))
+    assert final == ("final", *draft[1:])
+
+    # Late calls of March, purged as well before April is refreshed: billed all the same.
+    await calls(sessions, subscription, at("2026-03-31T23:59:59"), 30)
+    await calls(sessions, subscription, at("2026-04-02T10:00"), 5)
+    assert await purge_raw(sessions, at("2026-04-03")) == 35
+    await refresh_drafts(sessions, "2026-04", now=at("2026-04-03"), fee_bps=FEE)
+    april = _billed(await invoice_with_lines(sessions, subscription, "2026-04"))
+    plan, adjustment = april[3]
+    assert plan[5] == 5  # April's own calls
+    assert adjustment[:2] == ("adjustment", "2026-03")
+    assert (adjustment[5], adjustment[7], adjustment[8]) == (30, 30, 2)  # 1.5 rounds up
+
+
+async def test_the_minute_of_a_plan_change_goes_to_the_new_plan(sessions: Sessions) -> None:
+    where = await shop(sessions, BASIC, PRO)
+    subscription = await subscribe_at(sessions, where, "Basic", at("2026-03-02T09:00:40"))
+    await calls(sessions, subscription, at("2026-03-02T09:00:41"), 7)  # its first minute
+    await calls(sessions, subscription, at("2026-03-11T00:00:05"), 10)  # before the change
+    await change_at(sessions, subscription, where.plans["Pro"], at("2026-03-11T00:00:30"))
+    await calls(sessions, subscription, at("2026-03-11T00:00:40"), 20)
+    await calls(sessions, subscription, at("2026-03-20T12:00:01"), 4)  # before cancelling
+    await cancel_at(sessions, subscription, at("2026-03-20T12:00:30"))
     await close_period(sessions, "2026-03", now=at("2026-04-01T00:10"), fee_bps=FEE)
     found = await invoice_with_lines(sessions, subscription, "2026-03")
     assert found is not None
-    assert (found[0].status, found[1][0].calls, found[0].total_minor) == ("final", 80, 20)
+    basic, pro = found[1]
+    assert (basic.plan_name, basic.segment_end, basic.calls) == (
+        "Basic",
+        at("2026-03-11T00:00:30"),
+        7,
+    )
+    assert (pro.plan_name, pro.segment_end, pro.calls) == ("Pro", at("2026-03-20T12:00:30"), 34)

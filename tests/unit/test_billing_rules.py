@@ -11,6 +11,7 @@ from analytics.billing.service import (
     Line,
     PlanTerms,
     adjustment_line,
+    billed_minutes,
     invoice_currency,
     line_amount,
     never_fewer,
@@ -155,3 +156,32 @@ def test_counts_never_go_down() -> None:
     assert never_fewer([cut], [counted])[0].calls == 3200
     counted.segment_end = MARCH[0] + timedelta(days=5)
     assert never_fewer([cut], [counted]) == [cut]
+
+
+def test_calls_are_billed_by_whole_minutes_to_the_plan_in_force_at_the_minute_s_end() -> None:
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(f"2026-03-{text}").replace(tzinfo=UTC)
+
+    # Subscribed mid-minute, two plan changes within one minute, cancelled mid-minute.
+    segments = [
+        (at("10T08:00:20"), at("12T10:00:30")),
+        (at("12T10:00:30"), at("12T10:00:45")),
+        (at("12T10:00:45"), at("20T17:59:59.5")),
+    ]
+    assert billed_minutes(segments) == [
+        (at("10T08:00"), at("12T10:00")),  # its calls of 10:00 went to the plan after
+        (at("12T10:00"), at("12T10:00")),  # no minute ended under it: nothing billed
+        (at("12T10:00"), at("20T18:00")),  # nothing follows: its last minute stays
+    ]
+    # A whole month on one plan, and a plan held to the end of the month.
+    assert billed_minutes([MARCH]) == [MARCH]
+    assert billed_minutes([(MARCH[0], at("05T12:00")), (at("05T12:00"), MARCH[1])]) == [
+        (MARCH[0], at("05T12:00")),
+        (at("05T12:00"), MARCH[1]),
+    ]
+    # A gap (cancelled, then on a plan again within the same minute): no minute twice.
+    assert billed_minutes([(MARCH[0], at("05T12:00:10")), (at("05T12:00:50"), MARCH[1])]) == [
+        (MARCH[0], at("05T12:00")),
+        (at("05T12:00"), MARCH[1]),
+    ]
+    assert billed_minutes([]) == []
