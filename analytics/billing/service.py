@@ -24,7 +24,8 @@ The rules (plain functions, integers only; README "Billing" says the same):
 - An invoice is a draft while its month runs (refreshed by the billing job and
   when its subscriber reads it) and is finalized by `close_period` once the month
   is over. A final invoice never changes: closing again does nothing to it.
-- A segment's count never goes down between refreshes.
+- A segment's count never goes down between refreshes while the segment stands (a
+  plan change moves the calls of its minute to the new plan's segment).
 - Calls that reach analytics after their month was closed ("late events") are
   billed on the next month's invoice as "adjustment" lines, one per segment of the
   closed month: its calls recounted minus the calls billed, priced with the closed
@@ -234,10 +235,12 @@ def adjustment_line(billed: InvoiceLine, calls_now: int, period: str) -> Line | 
 
 
 def never_fewer(lines: Sequence[Line], counted: Sequence[InvoiceLine]) -> list[Line]:
-    """A segment's count never goes down: where a draft already counted more calls for
-    a segment than a recount finds, the higher count stands. Calls only ever arrive
-    (the rollups are never purged); a segment that a plan change has cut short since
-    held no calls past the change when it was counted."""
+    """A segment's count never goes down while the segment stands: where a draft already
+    counted more calls for the same segment (same plan, start and end) than a recount
+    finds, the higher count stands. Calls only ever arrive and the rollups are never
+    purged, so this is a safety net. A segment a plan change has cut short since is
+    counted afresh: the calls of the change's minute, which it may have counted, now
+    belong to the new plan's segment (billed_minutes), which counts them."""
     before: dict[tuple[str, datetime], InvoiceLine] = {
         (old.plan_id, old.segment_start): old for old in counted if old.kind == "plan"
     }
@@ -247,7 +250,7 @@ def never_fewer(lines: Sequence[Line], counted: Sequence[InvoiceLine]) -> list[L
         if (
             line.kind == "plan"
             and old is not None
-            and old.segment_end >= line.segment_end
+            and old.segment_end == line.segment_end
             and old.calls > line.calls
         ):
             billable = max(0, old.calls - line.included)

@@ -371,8 +371,18 @@ async def test_the_minute_of_a_plan_change_goes_to_the_new_plan(sessions: Sessio
     subscription = await subscribe_at(sessions, where, "Basic", at("2026-03-02T09:00:40"))
     await calls(sessions, subscription, at("2026-03-02T09:00:41"), 7)  # its first minute
     await calls(sessions, subscription, at("2026-03-11T00:00:05"), 10)  # before the change
+    # A draft made within that minute, before the change, counts them on Basic.
+    await refresh_drafts(sessions, "2026-03", now=at("2026-03-11T00:00:20"), fee_bps=FEE)
+    draft = await invoice_with_lines(sessions, subscription, "2026-03")
+    assert draft is not None
+    assert [(line.plan_name, line.calls) for line in draft[1]] == [("Basic", 17)]
     await change_at(sessions, subscription, where.plans["Pro"], at("2026-03-11T00:00:30"))
     await calls(sessions, subscription, at("2026-03-11T00:00:40"), 20)
+    # Once the plan changed, they are Pro's, and counted once.
+    await refresh_drafts(sessions, "2026-03", now=at("2026-03-11T00:01"), fee_bps=FEE)
+    draft = await invoice_with_lines(sessions, subscription, "2026-03")
+    assert draft is not None
+    assert [(line.plan_name, line.calls) for line in draft[1]] == [("Basic", 7), ("Pro", 30)]
     await calls(sessions, subscription, at("2026-03-20T12:00:01"), 4)  # before cancelling
     await cancel_at(sessions, subscription, at("2026-03-20T12:00:30"))
     await close_period(sessions, "2026-03", now=at("2026-04-01T00:10"), fee_bps=FEE)
