@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gateway.admin import repository, suspensions
-from gateway.admin.pages import decode_cursor, encode_cursor
+from gateway.admin.pages import cut_page, decode_cursor
 from gateway.admin.schemas import (
     AdminApiOut,
     AdminApiPage,
@@ -71,11 +71,9 @@ async def list_users(
     after = decode_cursor(cursor) if cursor else None
     query = q.strip() if q else None
     rows = await repository.users_page(session, query or None, suspended, after, limit + 1)
-    page = rows[:limit]
-    last = page[-1][0] if len(rows) > limit else None
+    page, next_cursor = cut_page(rows, limit)
     return AdminUserPage(
-        items=[user_out(user, count) for user, count in page],
-        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+        items=[user_out(user, count) for user, count in page], next_cursor=next_cursor
     )
 
 
@@ -116,12 +114,8 @@ async def list_apis(
     after = decode_cursor(cursor) if cursor else None
     query = q.strip() if q else None
     rows = await repository.apis_page(session, query or None, suspended, after, limit + 1)
-    page = rows[:limit]
-    last = page[-1][0] if len(rows) > limit else None
-    return AdminApiPage(
-        items=[api_out(api, email) for api, email in page],
-        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
-    )
+    page, next_cursor = cut_page(rows, limit)
+    return AdminApiPage(items=[api_out(api, email) for api, email in page], next_cursor=next_cursor)
 
 
 @router.post("/apis/{api_id}/suspend")
