@@ -28,19 +28,6 @@ from tests.integration.analytics_support import (
 )
 
 
-async def flushed(sink: EventSink) -> None:
-    """Send what the sink holds (a sink that queues for a writer task has flush())."""
-    flush = getattr(sink, "flush", None)
-    if flush is not None:
-        await flush()
-
-
-def writer_of(sink: EventSink) -> asyncio.Task[None] | None:
-    """Start the sink's writer task as the data plane does, when it has one."""
-    run = getattr(sink, "run_forever", None)
-    return asyncio.create_task(run()) if run is not None else None
-
-
 @pytest.fixture
 def settings(make_settings: Any) -> AnalyticsSettings:
     result: AnalyticsSettings = make_settings(
@@ -68,7 +55,7 @@ async def test_reconciliation_finds_a_planted_difference(
     counted += [event("api-b", 200, 1.0, minute + timedelta(minutes=1)) for _ in range(7)]
     for e in counted:
         await sink.emit(e)
-    await flushed(sink)
+    await sink.flush()
     # Planted: an event that reached the stream without being counted (stored > counted) …
     uncounted = event("api-b", 200, 1.0, minute + timedelta(minutes=2))
     await feed(redis, stream, [uncounted])
@@ -120,7 +107,7 @@ async def test_a_call_is_in_the_stats_within_a_second(
     analytics: httpx.AsyncClient, settings: AnalyticsSettings, redis: Redis
 ) -> None:
     sink = EventSink(redis, settings.events_stream, maxlen=100_000)
-    writer = writer_of(sink)
+    writer = asyncio.create_task(sink.run_forever())  # as the data plane starts it
     headers = service_headers(settings)
     # Let the consumer settle into its blocking read first.
     await asyncio.sleep(0.3)
@@ -136,7 +123,6 @@ async def test_a_call_is_in_the_stats_within_a_second(
                 break
             assert loop.time() - started < 1.0, "not visible within 1 s"
             await asyncio.sleep(0.02)
-    if writer is not None:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
