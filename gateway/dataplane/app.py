@@ -95,6 +95,7 @@ class DataPlane:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.events.close(self._events_writer)
+        await self.limiter.close()
         await self.client.close()
         await self.redis.aclose()
         await self.engine.dispose()

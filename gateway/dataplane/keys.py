@@ -9,12 +9,12 @@ the pub/sub delay — milliseconds — rather than the TTL.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.dataplane.cache import LoadingCache
 from gateway.dataplane.limits import Policy
 from shared.models import ApiKey, Plan, Subscription, User
 
@@ -36,21 +36,13 @@ class KeyCache:
         max_entries: int = 100_000,
     ) -> None:
         self._sessions = sessions
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._cache: LoadingCache[str, KeyInfo | None] = LoadingCache(
+            self._load, ttl_seconds, max_entries
+        )
 
     async def lookup(self, key_hash: str) -> KeyInfo | None:
         """The live key with this hash (not revoked, subscription active), or None."""
-        hit = self._cache.get(key_hash)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        info = await self._load(key_hash)
-        if len(self._cache) >= self._max:
-            self._cache.clear()  # crude but bounded; a refill costs one query per key
-        self._cache[key_hash] = (now + self._ttl, info)
-        return info
+        return await self._cache.get(key_hash)
 
     async def _load(self, key_hash: str) -> KeyInfo | None:
         async with self._sessions() as session:
@@ -90,7 +82,4 @@ class KeyCache:
         )
 
     def invalidate(self, key_hash: str | None = None) -> None:
-        if key_hash is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(key_hash, None)
+        self._cache.invalidate(key_hash)

@@ -1,17 +1,18 @@
 """slug → where its running container listens, cached in memory.
 
 Entries expire after a short TTL and are dropped at once when the executor
-publishes a change on the routes channel (deploy, stop, delete).
+publishes a change on the routes channel (deploy, stop, delete); see cache.py
+for how expiry and invalidation behave under load.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.dataplane.cache import LoadingCache
 from shared.crypto import gateway_secret
 from shared.models import Api, ApiVersion, Deployment
 
@@ -36,17 +37,10 @@ class RouteTable:
     ) -> None:
         self._sessions = sessions
         self._secrets_key = secrets_key
-        self._ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, Route | None]] = {}
+        self._cache: LoadingCache[str, Route | None] = LoadingCache(self._load, ttl_seconds)
 
     async def resolve(self, slug: str) -> Route | None:
-        hit = self._cache.get(slug)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        route = await self._load(slug)
-        self._cache[slug] = (now + self._ttl, route)
-        return route
+        return await self._cache.get(slug)
 
     async def _load(self, slug: str) -> Route | None:
         async with self._sessions() as session:
@@ -95,7 +89,4 @@ class RouteTable:
         )
 
     def invalidate(self, slug: str | None = None) -> None:
-        if slug is None or slug == "*":
-            self._cache.clear()
-        else:
-            self._cache.pop(slug, None)
+        self._cache.invalidate(None if slug == "*" else slug)
