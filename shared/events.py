@@ -17,8 +17,10 @@ log = logging.getLogger("veil.events")
 EXECUTIONS_STREAM = "veil:executions"
 ROUTES_CHANNEL = "veil:routes"
 # API-key changes (revoke, rotate, subscription or plan change): the message is a
-# key hash, or "*" for all; every data-plane worker drops those cached keys.
+# key hash, or "*" for all; every data-plane worker drops those cached keys. An
+# account's suspension or its lifting: "user:<id>" (its bearer tokens on the data plane).
 KEYS_CHANNEL = "veil:keys"
+USER_INVALIDATION_PREFIX = "user:"
 
 
 async def publish_route_change(redis: Redis, slug: str) -> None:
@@ -43,6 +45,11 @@ async def publish_key_change(redis: Redis, key_hash: str) -> None:
     except Exception as exc:
         log.warning("could not publish key change for %s: %s", key_hash[:12], exc)
 
+
+
+async def publish_account_change(redis: Redis, user_id: str) -> None:
+    """Tell every data-plane worker to look the account up again (suspended or lifted)."""
+    await publish_key_change(redis, USER_INVALIDATION_PREFIX + user_id)
 
 # The data plane counts every event it appends, per API and minute of the call,
 # in a hash per minute beside the stream; analytics reconciles its stored counts

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.admin import audit, repository
 from gateway.build_queue import STOP_JOB, BuildQueue
 from shared.errors import Conflict, NotFound
-from shared.events import publish_key_change, publish_route_change
+from shared.events import publish_account_change, publish_key_change, publish_route_change
 from shared.models import Api, User
 from shared.models.base import utcnow
 
@@ -41,6 +41,7 @@ class Fallout:
     stop_api_ids: list[str] = field(default_factory=list)  # containers to stop
     slugs: list[str] = field(default_factory=list)  # data-plane routes to drop
     key_hashes: list[str] = field(default_factory=list)  # data-plane keys to drop
+    user_ids: list[str] = field(default_factory=list)  # accounts whose bearer tokens changed
 
 
 async def api_or_404(session: AsyncSession, api_id: str) -> Api:
@@ -130,6 +131,7 @@ async def suspend_user(
         stop_api_ids=sorted(running),
         slugs=[api.slug for api in newly],
         key_hashes=await repository.live_key_hashes(session, user.id),
+        user_ids=[user.id],
     )
 
 
@@ -161,6 +163,7 @@ async def unsuspend_user(session: AsyncSession, admin: User, user: User) -> Fall
     return Fallout(
         slugs=[api.slug for api in lifted],
         key_hashes=await repository.live_key_hashes(session, user.id),
+        user_ids=[user.id],
     )
 
 
@@ -187,3 +190,5 @@ async def carry_out(
     else:
         for key_hash in fallout.key_hashes:
             await publish_key_change(redis, key_hash)
+    for user_id in fallout.user_ids:
+        await publish_account_change(redis, user_id)

@@ -20,6 +20,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import Receive, Scope, Send
 
+from gateway.dataplane.accounts import AccountCache, split_key_message
 from gateway.dataplane.auth import Caller, identify
 from gateway.dataplane.events import EventSink
 from gateway.dataplane.invalidation import follow
@@ -72,6 +73,7 @@ class DataPlane:
             self.settings.secrets_key.get_secret_value(),
         )
         self.keys = KeyCache(sessions, self.settings.key_cache_ttl_seconds)
+        self.accounts = AccountCache(sessions, self.settings.key_cache_ttl_seconds)
         # A blocking pool: past its size a call waits for a connection instead of
         # failing, which would read as "Redis down" (and, failing open, as no limits).
         self.redis = Redis.from_pool(  # from_pool: closing the client closes the pool
@@ -85,8 +87,15 @@ class DataPlane:
         self._events_writer = asyncio.create_task(self.events.run_forever())
         self._tasks = [
             asyncio.create_task(follow(self.redis, ROUTES_CHANNEL, self.routes.invalidate)),
-            asyncio.create_task(follow(self.redis, KEYS_CHANNEL, self.keys.invalidate)),
+            asyncio.create_task(follow(self.redis, KEYS_CHANNEL, self._drop_credentials)),
         ]
+
+    def _drop_credentials(self, message: str | None) -> None:
+        kind, name = split_key_message(message)
+        if kind != "user":
+            self.keys.invalidate(name)
+        if kind != "key":
+            self.accounts.invalidate(name)
 
     async def shutdown(self) -> None:
         for task in self._tasks:
@@ -150,7 +159,7 @@ class DataPlane:
                 raise Forbidden(
                     "This API is suspended by the platform's admins.", code="api_suspended"
                 )
-            caller = await identify(headers, route, self.keys, self._jwt_secret)
+            caller = await identify(headers, route, self.keys, self.accounts, self._jwt_secret)
             if caller.key is not None and not caller.key.policy.unlimited:
                 decision = await self.limiter.check(caller.key.subscription_id, caller.key.policy)
                 limit_headers = decision.headers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.dataplane.accounts import AccountCache
 from gateway.dataplane.keys import KeyCache, KeyInfo
 from gateway.dataplane.routes import Route
 from shared.auth.api_keys import hash_key, well_formed
@@ -30,9 +31,14 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
 
 
 async def identify(
-    headers: list[tuple[bytes, bytes]], route: Route, keys: KeyCache, jwt_secret: str
+    headers: list[tuple[bytes, bytes]],
+    route: Route,
+    keys: KeyCache,
+    accounts: AccountCache,
+    jwt_secret: str,
 ) -> Caller:
-    """Return the caller, or raise 401 (no or bad credentials) / 403 (not subscribed)."""
+    """Return the caller, or raise 401 (no or bad credentials) / 403 (not subscribed,
+    or a bearer token of a suspended account)."""
     api_key = _header(headers, b"x-api-key")
     if api_key is not None:
         plaintext = api_key.decode("latin-1").strip()
@@ -57,5 +63,9 @@ async def identify(
         raise Forbidden(
             "Only the API's owner calls it with an access token; subscribe to get an API key.",
             code="not_subscribed",
+        )
+    if not await accounts.usable(claims.user_id):
+        raise Forbidden(
+            "This account is suspended by the platform's admins.", code="account_suspended"
         )
     return Caller(claims.user_id, None)

@@ -14,6 +14,7 @@ from gateway.build_queue import STOP_JOB
 from shared.auth.api_keys import hash_key
 from shared.db import create_engine, create_sessionmaker
 from shared.events import KEYS_CHANNEL, ROUTES_CHANNEL
+from shared.models import User
 from shared.settings import DataPlaneSettings, GatewaySettings
 from tests.integration.admin_support import (
     Sessions,
@@ -265,7 +266,7 @@ async def test_suspended_user_loses_sign_in_tokens_keys_and_apis(
         assert response.status_code == 200, response.text
         published = set(await _drain(pubsub))
         await pubsub.unsubscribe(ROUTES_CHANNEL, KEYS_CHANNEL)
-    assert published == {own["slug"], hash_key(plaintext)}
+    assert published == {own["slug"], hash_key(plaintext), f"user:{mallory_id}"}
     user = response.json()
     assert (user["id"], user["suspended"], user["suspension_reason"]) == (mallory_id, True, "Fraud")
     assert (user["suspended_by"], user["api_count"], user["role"]) == (admin_id, 2, "developer")
@@ -323,6 +324,38 @@ async def test_suspended_user_loses_sign_in_tokens_keys_and_apis(
         "reason": "Fraud",
         "apis_suspended": [own["id"]],
     }
+
+
+async def test_a_suspended_admin_s_token_stops_on_the_data_plane_at_once(
+    gateway: httpx.AsyncClient, sessions: Sessions, plane: httpx.AsyncClient, upstream: str
+) -> None:
+    """Admins (and owners) call with access tokens, which live 15 minutes: the data
+    plane checks the account itself, cached, and drops the entry when told."""
+    admin, _ = await admin_headers(gateway, sessions)
+    _, other_id = await admin_headers(gateway, sessions)
+    async with sessions() as session:
+        other = await session.get(User, other_id)
+        assert other is not None
+        email = other.email
+    # Signed in again: the role is in the token, and sign-up made a developer's.
+    login = await gateway.post(
+        "/api/v1/auth/login", json={"email": email, "password": "correct horse"}
+    )
+    other_admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    provider = await signup(gateway)
+    api = await _serving_api(gateway, sessions, provider, upstream, "Watched")
+    path = f"/{api['slug']}/x"
+    assert (await plane.get(path, headers=other_admin)).status_code == 200  # now cached
+
+    suspended = await gateway.post(f"{ADMIN}/users/{other_id}/suspend", headers=admin)
+    assert suspended.status_code == 200, suspended.text
+    refused = await eventually(plane, path, other_admin, 403)
+    assert_error(refused, 403, "account_suspended")
+    assert (await plane.get(path, headers=provider)).status_code == 200  # the owner is not
+
+    lifted = await gateway.post(f"{ADMIN}/users/{other_id}/unsuspend", headers=admin)
+    assert lifted.status_code == 200, lifted.text
+    assert (await eventually(plane, path, other_admin, 200)).status_code == 200
 
 
 async def test_admin_lists_users_and_apis_a_page_at_a_time(
