@@ -18,7 +18,13 @@ measured) with the maximum CPU an API may have, and reaches that one container f
 Then, each bounded in time:
 
 1. throughput: `wrk -t1 -c50 --latency` (after a warm-up), every target in turn, --rounds
-   times; the median round per target: requests/s, p50, p99, and the ratios;
+   times; the median round per target: requests/s, p50, p99, and the ratios; and CPU time
+   (user + system) per request during each target's own rounds, steadier than req/s on a
+   shared box: the proxy's processes (the data plane's server and workers, nginx's master
+   and workers, Caddy), for the data plane also what each call costs elsewhere (the
+   analytics service that ingests its event, the platform's Redis), and the upstream
+   container (its cgroup's cpuacct.usage, cgroup v1); a figure that cannot be read
+   (a process gone or unreadable) prints as "—";
 2. added latency at a fixed --rate (1,000 req/s): an open-loop generator (`open_loop`:
    requests leave on a fixed schedule whatever the answers do, and each latency is
    measured from its scheduled send time, so a stall is not hidden by coordinated
@@ -55,7 +61,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import docker
@@ -296,6 +302,7 @@ class Upstream:
     deployment_id: str
     address: str  # ip:port on the veil-functions bridge
     cpus: float
+    cpu_file: Path | None  # its cgroup's cpuacct.usage (None when not found)
 
 
 def expect(answer: httpx.Response, *statuses: int) -> dict[str, Any]:
@@ -339,9 +346,10 @@ def deploy_upstream(api: httpx.Client, auth: dict[str, str]) -> Upstream:
     try:
         container = client.containers.get(f"veil-{deployment}")
         ip = container.attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
+        cpu_file = container_cpu_file(int(container.attrs["State"].get("Pid") or 0), container.id)
     finally:
         client.close()
-    return Upstream(created["id"], created["slug"], deployment, f"{ip}:8080", cpus)
+    return Upstream(created["id"], created["slug"], deployment, f"{ip}:8080", cpus, cpu_file)
 
 
 @dataclass(frozen=True)
@@ -386,8 +394,14 @@ def tool(name: str) -> str:
     return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or ""
 
 
+@dataclass(frozen=True)
+class Proxy:
+    url: str
+    pid: int  # nginx's master (its workers are its children), Caddy's one process
+
+
 @contextlib.contextmanager
-def _process(name: str, argv: list[str], url: str, log: Path, **kwargs: Any) -> Iterator[str]:
+def _process(name: str, argv: list[str], url: str, log: Path, **kwargs: Any) -> Iterator[Proxy]:
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kwargs)
     try:
@@ -404,7 +418,7 @@ def _process(name: str, argv: list[str], url: str, log: Path, **kwargs: Any) -> 
             if time.monotonic() > deadline:
                 raise SetupError(f"{name} did not answer on {url}:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield url
+        yield Proxy(url, process.pid)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -416,7 +430,7 @@ def _process(name: str, argv: list[str], url: str, log: Path, **kwargs: Any) -> 
 
 
 @contextlib.contextmanager
-def nginx(workdir: Path, upstream: str) -> Iterator[str]:
+def nginx(workdir: Path, upstream: str) -> Iterator[Proxy]:
     port, home = free_port(), workdir / "nginx"
     home.mkdir()
     config = home / "nginx.conf"
@@ -449,12 +463,12 @@ http {{
 """
     )
     argv = [tool("nginx"), "-p", str(home), "-e", str(home / "error.log"), "-c", str(config)]
-    with _process("nginx", argv, f"http://127.0.0.1:{port}", home / "out.log") as url:
-        yield url
+    with _process("nginx", argv, f"http://127.0.0.1:{port}", home / "out.log") as proxy:
+        yield proxy
 
 
 @contextlib.contextmanager
-def caddy(workdir: Path, upstream: str) -> Iterator[str]:
+def caddy(workdir: Path, upstream: str) -> Iterator[Proxy]:
     port, home = free_port(), workdir / "caddy"
     home.mkdir()
     config = home / "Caddyfile"
@@ -473,11 +487,11 @@ def caddy(workdir: Path, upstream: str) -> Iterator[str]:
     env = {**os.environ, "HOME": str(home)}
     env |= {"XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
     argv = [tool("caddy"), "run", "--config", str(config), "--adapter", "caddyfile"]
-    with _process("caddy", argv, f"http://127.0.0.1:{port}", home / "out.log", env=env) as url:
-        yield url
+    with _process("caddy", argv, f"http://127.0.0.1:{port}", home / "out.log", env=env) as proxy:
+        yield proxy
 
 
-# ---- the data plane's processes -----------------------------------------------------
+# ---- the processes measured and their CPU time --------------------------------------
 
 
 def _children(pid: int) -> list[int]:
@@ -497,23 +511,139 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def dataplane_pids(platform: Platform) -> list[int]:
-    """The data-plane server process and its workers (children of the launcher)."""
+def launcher_child(platform: Platform, marker: bytes) -> int | None:
+    """The launcher's child whose command line contains `marker` (None when there is none)."""
     for child in _children(platform.process.pid):
         with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"gateway.dataplane.app" in cmdline:
-                return _tree(child)
-    return []
+            if marker in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+    return None
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+def dataplane_pids(platform: Platform) -> list[int]:
+    """The data-plane server process and its workers (children of the launcher)."""
+    root = launcher_child(platform, b"gateway.dataplane.app")
+    return [] if root is None else _tree(root)
+
+
+def redis_pid(platform: Platform) -> int | None:
+    """The Redis server the launcher started for this platform (its child `redis-server`).
+
+    The harness clears VEIL_REDIS_URL, so the launcher always starts its own; Redis
+    rewrites its command line to 'redis-server 127.0.0.1:<port>', which still matches.
+    """
+    return launcher_child(platform, b"redis-server")
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# pid -> (start time, utime + stime), in clock ticks
+TreeReading = dict[int, tuple[int, int]]
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(start time, utime + stime) of `pid` in clock ticks; None when gone or unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[19]), int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class ProcessTree:
+    """CPU time (user + system) of some processes and all their descendants, from /proc."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+
+    def read(self) -> TreeReading | None:
+        if not self.roots:
+            return None
+        found: TreeReading = {}
+        for root in self.roots:
+            for pid in _tree(root):
+                stat = _stat(pid)
+                if stat is not None:
+                    found[pid] = stat
+                elif pid == root:
+                    return None  # gone or unreadable: no figure rather than a wrong one
+        return found
+
+    def seconds(self, before: TreeReading | None, after: TreeReading | None) -> float | None:
+        """CPU seconds used between two readings; None when a process exited in between."""
+        if before is None or after is None:
+            return None
+        ticks = 0
+        for pid, (start, used) in before.items():
+            now = after.get(pid)
+            if now is None or now[0] != start:
+                return None  # its CPU time went with it
+            ticks += now[1] - used
+        ticks += sum(used for pid, (_, used) in after.items() if pid not in before)  # new ones
+        return ticks / CLK_TCK
+
+
+def container_cpu_file(pid: int, container_id: str) -> Path | None:
+    """The cgroup v1 file counting the CPU time (ns) of the container whose first process is
+    `pid`; None when not found (cgroup v2, another pid namespace, the container gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines() if pid > 0 else []
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpuacct" in controllers.split(",") and container_id in path:
+            for mount in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"):
+                usage = Path("/sys/fs/cgroup", mount, path.lstrip("/"), "cpuacct.usage")
+                if usage.is_file():
+                    return usage
+    return None
+
+
+class CgroupCpu:
+    """CPU time of a container, from its cgroup's cpuacct.usage."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def read(self) -> float | None:
+        if self.path is None:
+            return None
+        try:
+            return int(self.path.read_text()) / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def seconds(self, before: float | None, after: float | None) -> float | None:
+        return None if before is None or after is None else after - before
+
+
+class Meter(Protocol):
+    def read(self) -> Any: ...
+
+    def seconds(self, before: Any, after: Any) -> float | None: ...
+
+
+def settle(
+    meter: Meter, *, step: float = 0.25, idle: float = 0.05, limit: float = 30.0
+) -> float | None:
+    """Wait until `meter`'s processes are idle (under `idle` of a core over `step` s).
+
+    Analytics reads the events from a Redis stream after the calls: what it does for a
+    round's calls may end after the round. The seconds waited; None when still busy at
+    `limit` or unreadable.
+    """
+    start = time.monotonic()
+    previous = meter.read()
+    while time.monotonic() < start + limit:
+        time.sleep(step)
+        current = meter.read()
+        used = meter.seconds(previous, current)
+        if used is None:
+            return None
+        if used <= idle * step:
+            return time.monotonic() - start
+        previous = current
+    return None
 
 
 def established(port: int) -> int:
@@ -541,11 +671,21 @@ def raise_nofile() -> int:
 # ---- the measurements ---------------------------------------------------------------
 
 
+# What each call costs in CPU, per target: the proxy's processes, for the data plane also
+# the platform's processes that every call costs, and the upstream container.
+CPU_COLUMNS = ("proxy", "analytics", "Redis", "upstream")
+
+
 @dataclass
 class Target:
     name: str
     url: str
+    # what is measured around its rounds, by column (the others print as "—")
+    meters: dict[str, Meter] = field(default_factory=dict)
     rounds: list[WrkResult] = field(default_factory=list)
+    # CPU µs per request, per column and round (None: a process gone or unreadable)
+    cpu: dict[str, list[float | None]] = field(default_factory=dict)
+    unsettled: int = 0  # rounds after which analytics was still busy at the limit
 
     @property
     def median(self) -> WrkResult:
@@ -568,23 +708,48 @@ class Report:
     loads: list[float]
 
 
-def throughput(
-    args: argparse.Namespace, targets: list[Target], headers: dict[str, str], plane: list[int]
-) -> list[float]:
-    """wrk against each target in turn, `--rounds` times; the data plane's CPU per request."""
+def _us_per_request(seconds: float | None, requests: int) -> float | None:
+    return None if seconds is None or not requests else seconds / requests * 1e6
+
+
+def _fmt_us(value: float | None, width: int = 0) -> str:
+    return f"{'—':>{width}}" if value is None else f"{value:{width}.0f}"
+
+
+def throughput(args: argparse.Namespace, targets: list[Target], headers: dict[str, str]) -> None:
+    """wrk against each target in turn, `--rounds` times; CPU per request of what it measures.
+
+    The proxy and the upstream are read just before and just after the measured wrk run;
+    analytics and Redis (data plane only) after analytics has caught up with the warm-up's
+    events and then with the round's (`settle`), so each round is charged its own events.
+    """
     print(
         f"\n[throughput] wrk -t1 -c50 -d{args.duration:g}s --latency,"
         f" after {args.warmup:g} s of warm-up each",
         flush=True,
     )
-    cpu_us: list[float] = []
     for round_ in range(1, max(1, args.rounds) + 1):
         for target in targets:
+            late = {c: m for c, m in target.meters.items() if c in ("analytics", "Redis")}
             wrk(target.url, headers, duration=args.warmup)
-            before = cpu_seconds(plane)
+            if "analytics" in late:
+                settle(late["analytics"])
+            before = {column: meter.read() for column, meter in target.meters.items()}
             result = wrk(target.url, headers, duration=args.duration)
-            if target.name == "data plane" and result.requests:
-                cpu_us.append((cpu_seconds(plane) - before) / result.requests * 1e6)
+            after = {c: m.read() for c, m in target.meters.items() if c not in late}
+            note = ""
+            if "analytics" in late:
+                waited = settle(late["analytics"])
+                target.unsettled += waited is None
+                note = (
+                    "  (analytics still busy)"
+                    if waited is None
+                    else f"  (analytics idle after {waited:.1f} s)"
+                )
+            after |= {column: meter.read() for column, meter in late.items()}
+            for column, meter in target.meters.items():
+                seconds = meter.seconds(before[column], after[column])
+                target.cpu.setdefault(column, []).append(_us_per_request(seconds, result.requests))
             target.rounds.append(result)
             print(
                 f"  round {round_}  {target.name:<10} {result.rps:9.0f} req/s"
@@ -592,7 +757,13 @@ def throughput(
                 f"  errors {result.errors}  (load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
-    return cpu_us
+            if target.cpu:
+                figures = "  ".join(
+                    f"{column} {_fmt_us(target.cpu[column][-1])}"
+                    for column in CPU_COLUMNS
+                    if column in target.cpu
+                )
+                print(f"  {'':<9}{'':<10} CPU us/request: {figures}{note}", flush=True)
 
 
 def added_latency(
@@ -663,6 +834,47 @@ def many_connections(
     return result, peak
 
 
+def _median(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
+def cpu_table(targets: list[Target], rounds: int) -> None:
+    """Median CPU µs per request by target: the proxy, what else the platform spends, total."""
+    print(
+        f"\nCPU per request (µs, user + system, median of {rounds} round(s);"
+        " —: not measured or unreadable):"
+    )
+    print(
+        f"  {'target':<10} {'proxy':>7} {'+ analytics':>12} {'+ Redis':>8} {'total':>7}"
+        f" {'upstream':>9}"
+    )
+    totals: dict[str, float] = {}
+    for target in targets:
+        medians = {column: _median(target.cpu.get(column, [])) for column in CPU_COLUMNS}
+        parts = [c for c in ("proxy", "analytics", "Redis") if c in target.meters]
+        values = [medians[c] for c in parts]
+        total = sum(v for v in values if v is not None) if parts and None not in values else None
+        if total is not None:
+            totals[target.name] = total
+        print(
+            f"  {target.name:<10} {_fmt_us(medians['proxy'], 7)}"
+            f" {_fmt_us(medians['analytics'], 12)} {_fmt_us(medians['Redis'], 8)}"
+            f" {_fmt_us(total, 7)} {_fmt_us(medians['upstream'], 9)}"
+        )
+    plane = totals.get("data plane")
+    others = [name for name in ("nginx", "Caddy") if totals.get(name)]
+    if plane is not None and others:
+        ratios = ", ".join(f"{plane / totals[name]:.1f}x {name}'s" for name in others)
+        print(f"  data plane total = {ratios}")
+    for target in targets:
+        if target.unsettled:
+            print(
+                f"  ({target.name}: analytics still busy {target.unsettled} time(s) when read:"
+                " its figure misses some of its work)"
+            )
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -685,6 +897,7 @@ def summary(args: argparse.Namespace, report: Report) -> None:
             f"  data plane ({report.server}, {report.workers} workers): CPU per request"
             f" {statistics.median(report.cpu_us):.0f} us (all its processes)"
         )
+    cpu_table(report.targets, rounds)
     d50, d99 = report.direct.percentile(50), report.direct.percentile(99)
     p50, p99 = report.plane.percentile(50), report.plane.percentile(99)
     added50, added99 = p50 - d50, p99 - d99
@@ -748,6 +961,10 @@ def _workers(pids: list[int]) -> int:
     return len(pids) - 1 if len(pids) > 1 else len(pids)
 
 
+def _pid(pid: int | None) -> str:
+    return "— (not found)" if pid is None else str(pid)
+
+
 def run(args: argparse.Namespace, tmp: Path, label: str, nofile: int) -> Report:
     extra_env = {
         "VEIL_NOFILE_LIMIT": str(min(CONTAINER_NOFILE, nofile)),
@@ -778,15 +995,48 @@ def run(args: argparse.Namespace, tmp: Path, label: str, nofile: int) -> Report:
             f"  credential  {cred.what}",
             flush=True,
         )
-        with nginx(tmp, upstream.address) as nginx_url, caddy(tmp, upstream.address) as caddy_url:
+        analytics = launcher_child(platform, b"analytics.app")
+        redis = redis_pid(platform)
+        upstream_cpu = CgroupCpu(upstream.cpu_file)
+        with nginx(tmp, upstream.address) as nginx_, caddy(tmp, upstream.address) as caddy_:
             targets = [
-                Target("direct", f"http://{upstream.address}{UPSTREAM_PATH}"),
-                Target("data plane", plane_url),
-                Target("nginx", nginx_url + UPSTREAM_PATH),
-                Target("Caddy", caddy_url + UPSTREAM_PATH),
+                Target(
+                    "direct",
+                    f"http://{upstream.address}{UPSTREAM_PATH}",
+                    {"upstream": upstream_cpu},
+                ),
+                Target(
+                    "data plane",
+                    plane_url,
+                    {
+                        "proxy": ProcessTree(pids[:1]),
+                        "analytics": ProcessTree([analytics] if analytics else []),
+                        "Redis": ProcessTree([redis] if redis else []),
+                        "upstream": upstream_cpu,
+                    },
+                ),
+                Target(
+                    "nginx",
+                    nginx_.url + UPSTREAM_PATH,
+                    {"proxy": ProcessTree([nginx_.pid]), "upstream": upstream_cpu},
+                ),
+                Target(
+                    "Caddy",
+                    caddy_.url + UPSTREAM_PATH,
+                    {"proxy": ProcessTree([caddy_.pid]), "upstream": upstream_cpu},
+                ),
             ]
-            print(f"  nginx       {nginx_url}\n  Caddy       {caddy_url}", flush=True)
-            cpu_us = throughput(args, targets, cred.headers, pids)
+            print(
+                f"  nginx       {nginx_.url}\n  Caddy       {caddy_.url}\n"
+                f"  CPU read    data plane pid {_pid(pids[0] if pids else None)} and children,"
+                f" analytics {_pid(analytics)}, Redis {_pid(redis)}, nginx {nginx_.pid} and"
+                f" children, Caddy {caddy_.pid}; upstream"
+                f" {upstream.cpu_file or '— (no cgroup v1 cpuacct found)'}",
+                flush=True,
+            )
+            throughput(args, targets, cred.headers)
+        plane_cpu = targets[1].cpu.get("proxy", [])
+        cpu_us = [value for value in plane_cpu if value is not None]
         loads.append(os.getloadavg()[0])
         direct, plane = added_latency(args, targets[0].url, plane_url, cred.headers, args.rate)
         reference = None
