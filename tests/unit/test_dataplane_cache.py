@@ -18,9 +18,12 @@ class Source:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail = False
+        self._reads: asyncio.Queue[None] = asyncio.Queue()
+        self._seen = 0
 
     async def load(self, key: str) -> int | None:
         self.calls += 1
+        self._reads.put_nowait(None)
         row = self.rows.get(key)  # read before waiting: what a query in flight saw
         await self.gate.wait()
         if self.fail:
@@ -29,8 +32,9 @@ class Source:
 
     async def started(self, calls: int) -> None:
         """Until `calls` loads have read their row (they then wait at the gate)."""
-        while self.calls < calls:
-            await asyncio.sleep(0)
+        while self._seen < calls:
+            await self._reads.get()
+            self._seen += 1
 
 
 async def test_concurrent_misses_share_one_load() -> None:
@@ -42,7 +46,8 @@ async def test_concurrent_misses_share_one_load() -> None:
     source.gate.set()
     assert await asyncio.gather(*waiting) == [1] * 50
     assert source.calls == 1
-    assert await cache.get("a") == 1 and source.calls == 1
+    assert await cache.get("a") == 1
+    assert source.calls == 1
 
 
 async def test_expired_entry_is_answered_while_one_refresh_runs() -> None:
