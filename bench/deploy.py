@@ -7,8 +7,8 @@ data dir, its own instance label). For each runtime it zips that runtime's serve
 a comment line appended to the entry file (a code-only change: a new version), then starts
 the image the last deploy built N times with plain docker-py as a baseline (Go: the image's
 own command; Python and Node: the registry's command for the uploaded entry). Before each
-redeploy the API is stopped (data plane answers 503), so the first 200 can only come from
-the new container. Everything it made is removed.
+redeploy the API is stopped (data plane answers 503, its container removed), so the first
+200 can only come from the new container. Everything it made is removed.
 """
 
 from __future__ import annotations
@@ -200,7 +200,13 @@ def deploy_once(app: App, gateway: str, data: Path) -> Run:
     )
 
 
-def stop_api(app: App) -> None:
+def stop_api(app: App, label: str) -> None:
+    """Stop the API and wait until its container is gone, i.e. the stop job is over.
+
+    The job takes the API off the data plane first and removes the container after:
+    a deploy posted before that would queue behind it in the one build queue, which
+    a real redeploy (old container still serving, nothing queued) never does.
+    """
     assert app.api.post(f"{app.base}/stop", headers=app.auth).status_code == 202
     status = partial(app.api.get, f"{app.base}/status", headers=app.auth)
     wait_for(
@@ -208,6 +214,17 @@ def stop_api(app: App) -> None:
         lambda: status().json()["status"] == "stopped" and app.plane_status() == 503,
         30,
     )
+    api_id = app.base.rsplit("/", 1)[1]
+    filters = {"label": [f"veil.instance={label}", f"veil.api_id={api_id}"]}
+    client = docker.from_env()
+    try:
+        wait_for(
+            "stopped container removed",
+            lambda: not client.containers.list(all=True, filters=filters),
+            30,
+        )
+    finally:
+        client.close()
 
 
 def raw_docker(label: str, deployment_id: str, command: list[str] | None, runs: int) -> list[float]:
@@ -260,7 +277,7 @@ def bench_runtime(
         assert version["runtime"] == sample.runtime, version
         entry = version["entry"]
         if i > 1:
-            stop_api(app)
+            stop_api(app, label)
         r = deploy_once(app, gateway, data)
         result.runs.append(r)
         print(

@@ -46,8 +46,14 @@ class DeployFailed(Exception):
         self.log_tail = log_tail
 
 
+def image_repository(api: Api) -> str:
+    return f"veil-fn/{api.id}"
+
+
 def image_tag(api: Api, version: ApiVersion) -> str:
-    return f"veil-fn/{api.id}:v{version.number}"
+    # The tag is what says which version an image holds (no per-version label: see
+    # runtimes/registry.py IMAGE_LABEL_ARGS).
+    return f"{image_repository(api)}:v{version.number}"
 
 
 def container_name(deployment: Deployment) -> str:
@@ -171,12 +177,18 @@ class Deployer:
         self._prune_images(api, keep_version=version.number)
 
     def _prune_images(self, api: Api, keep_version: int) -> None:
-        """Keep the images of the newest `keep_images` versions (for rollback), drop older ones."""
-        images = self.docker.images_by_version(labels_for(self.settings, api, None))
-        newest = sorted(images, reverse=True)[: self.settings.keep_images]
-        for number, image_id in images.items():
+        """Keep the images of the newest `keep_images` versions (for rollback), drop older ones.
+
+        By tag: two versions with the same code share one image, which goes only
+        with its last tag.
+        """
+        tags = self.docker.tags_by_version(
+            labels_for(self.settings, api, None), image_repository(api)
+        )
+        newest = sorted(tags, reverse=True)[: self.settings.keep_images]
+        for number, tag in tags.items():
             if number not in newest and number != keep_version:
-                self.docker.remove_image(image_id)
+                self.docker.remove_image(tag)
 
     def await_ready(self, container_id: str) -> str:
         """Wait until the container answers HTTP and return its endpoint.
@@ -243,13 +255,12 @@ class Deployer:
                 self.settings.build_ca_bundle,
                 ArchiveLimits(),
             )
-            labels = labels_for(self.settings, api, None) | {"veil.version": str(version.number)}
+            labels = labels_for(self.settings, api, None)
             runtime = runtime_spec(version.runtime)
             try:
                 return self.docker.build(
                     context_dir,
                     image_tag(api, version),
-                    labels=labels,
                     buildargs=runtime.buildargs(
                         self.settings, version.contract, version.entry, labels
                     ),

@@ -194,7 +194,6 @@ class DockerAdapter:
         self,
         context_dir: Path,
         tag: str,
-        labels: dict[str, str],
         buildargs: dict[str, str],
         memory_mb: int,
         timeout_seconds: float,
@@ -204,6 +203,9 @@ class DockerAdapter:
 
         At `timeout_seconds` the build's connection is cut (silent steps included):
         the engine then kills the step's container, so nothing keeps running.
+        No `labels` argument: the classic builder would add a step (a container
+        created and committed) per label to every build; the runtimes' Dockerfiles
+        set their labels from build args instead (runtimes/registry.py).
         """
         memory = memory_mb * 1024 * 1024
         image_id: str | None = None
@@ -214,7 +216,6 @@ class DockerAdapter:
             stream = self._client.api.build(
                 path=str(context_dir),
                 tag=tag,
-                labels=labels,
                 buildargs=buildargs,
                 rm=True,
                 forcerm=True,
@@ -414,16 +415,17 @@ class DockerAdapter:
         with _translated("list images"):
             return [i.id for i in self._client.images.list(filters=filters)]
 
-    def images_by_version(self, labels: dict[str, str]) -> dict[int, str]:
-        """Images carrying `labels`, keyed by their `veil.version` label."""
+    def tags_by_version(self, labels: dict[str, str], repository: str) -> dict[int, str]:
+        """The tags `<repository>:v<N>` of the images carrying `labels`, keyed by N."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with _translated("list images"):
-            images = self._client.images.list(filters=filters)
+            images = self._client.images.list(name=repository, filters=filters)
         out: dict[int, str] = {}
         for image in images:
-            version = (image.labels or {}).get("veil.version", "")
-            if version.isdigit():
-                out[int(version)] = str(image.id)
+            for tag in image.tags:
+                name, _, version = tag.rpartition(":v")
+                if name == repository and version.isdigit():
+                    out[int(version)] = tag
         return out
 
     def remove_image(self, image: str) -> None:

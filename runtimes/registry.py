@@ -38,6 +38,18 @@ SHIM_DIR = "/opt/veil/shim"  # where every Dockerfile copies the context's shim/
 # Same rule as runtimes.detect: a conservative charset, no leading '-', no '..'.
 _ENTRY = re.compile(r"[A-Za-z0-9._/-]+")
 
+# The image's labels reach it as build args of one LABEL instruction, just before
+# the code, in every Dockerfile. Not as the build API's `labels`: Docker's classic
+# builder appends those as one step (a container created and committed) per label,
+# on every build. They are the same for every build of an API, so a code-only
+# change reuses the LABEL step from cache; the version is in the image's tag.
+IMAGE_LABEL_ARGS = {
+    "veil.platform": "VEIL_PLATFORM",
+    "veil.instance": "VEIL_INSTANCE",
+    "veil.api_id": "VEIL_API_ID",
+    "veil.api_slug": "VEIL_API_SLUG",
+}
+
 
 @dataclass(frozen=True)
 class RuntimeSpec:
@@ -81,17 +93,21 @@ class RuntimeSpec:
         entry: str,
         labels: Mapping[str, str],
     ) -> dict[str, str]:
-        """Build args for this runtime's Dockerfile (only those it declares)."""
+        """Build args for this runtime's Dockerfile (only those it declares).
+
+        `labels` become the image's labels (see IMAGE_LABEL_ARGS); a label the
+        Dockerfiles have no argument for is refused rather than dropped.
+        """
+        unknown = sorted(set(labels) - set(IMAGE_LABEL_ARGS))
+        if unknown:
+            raise ValueError(f"no build arg carries the image labels {unknown}")
         args = {"BASE_IMAGE": self.base_image(settings)}
+        args |= {arg: labels.get(label, "") for label, arg in IMAGE_LABEL_ARGS.items()}
         if self.name == "go":
             args |= {
                 "VEIL_CONTRACT": _contract(contract),
                 "VEIL_PACKAGE": go_package(entry),
                 "VEIL_GOPROXY": settings.go_proxy,
-                # The build stage is labelled too (see runtimes/go/Dockerfile).
-                "VEIL_PLATFORM": labels.get("veil.platform", ""),
-                "VEIL_INSTANCE": labels.get("veil.instance", ""),
-                "VEIL_API_ID": labels.get("veil.api_id", ""),
             }
         return args
 

@@ -313,7 +313,8 @@ async def test_rollback_reuses_kept_images_and_old_ones_are_pruned(
         images = docker_client.images.list(
             filters={"label": [f"veil.instance={instance_label}", f"veil.api_id={api['id']}"]}
         )
-        return sorted(image.labels["veil.version"] for image in images)
+        # The tag names the version: veil-fn/<api id>:v<N>.
+        return sorted(tag.rpartition(":v")[2] for image in images for tag in image.tags)
 
     assert kept() == ["2", "3"]
 

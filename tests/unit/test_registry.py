@@ -11,7 +11,14 @@ import pytest
 
 from executor.build_context import prepare_context
 from gateway.uploads.service import SUPPORTED_RUNTIMES
-from runtimes.registry import RUNTIMES, SHIM_DIR, go_package, runtime_spec, validated_entry
+from runtimes.registry import (
+    IMAGE_LABEL_ARGS,
+    RUNTIMES,
+    SHIM_DIR,
+    go_package,
+    runtime_spec,
+    validated_entry,
+)
 from shared.archive import ArchiveLimits
 from shared.settings import ExecutorSettings
 
@@ -108,23 +115,49 @@ def test_buildargs_name_the_configured_base_image() -> None:
         go_base_image="golang:1.22-bookworm",
         go_proxy="https://proxy.golang.org,direct",
     )
-    labels = {"veil.platform": "veil", "veil.instance": "i1", "veil.api_id": "a1", "x": "y"}
-    assert runtime_spec("python").buildargs(custom, "server", "main.py", labels) == {
-        "BASE_IMAGE": "python:3.11-slim"
-    }
-    assert runtime_spec("node").buildargs(custom, "handler", "handler.js", labels) == {
-        "BASE_IMAGE": "node:18-bookworm-slim"
-    }
-    assert runtime_spec("go").buildargs(custom, "server", "cmd/api/main.go", labels) == {
-        "BASE_IMAGE": "golang:1.22-bookworm",
-        "VEIL_CONTRACT": "server",
-        "VEIL_PACKAGE": "./cmd/api",
-        "VEIL_GOPROXY": "https://proxy.golang.org,direct",
+    labels = {"veil.platform": "veil", "veil.instance": "i1", "veil.api_id": "a1"}
+    label_args = {
         "VEIL_PLATFORM": "veil",
         "VEIL_INSTANCE": "i1",
         "VEIL_API_ID": "a1",
+        "VEIL_API_SLUG": "",
+    }
+    assert runtime_spec("python").buildargs(custom, "server", "main.py", labels) == {
+        "BASE_IMAGE": "python:3.11-slim",
+        **label_args,
+    }
+    assert runtime_spec("node").buildargs(custom, "handler", "handler.js", labels) == {
+        "BASE_IMAGE": "node:18-bookworm-slim",
+        **label_args,
+    }
+    assert runtime_spec("go").buildargs(custom, "server", "cmd/api/main.go", labels) == {
+        "BASE_IMAGE": "golang:1.22-bookworm",
+        **label_args,
+        "VEIL_CONTRACT": "server",
+        "VEIL_PACKAGE": "./cmd/api",
+        "VEIL_GOPROXY": "https://proxy.golang.org,direct",
     }
     assert settings().go_proxy == "off"
+    # A label no Dockerfile has an argument for is refused, not silently dropped.
+    with pytest.raises(ValueError, match="no build arg carries the image labels"):
+        runtime_spec("python").buildargs(custom, "server", "main.py", {"veil.version": "3"})
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_image_labels_are_one_label_step_before_the_code(name: str) -> None:
+    """One LABEL, fed by build args and cached per API; the code is the last step."""
+    dockerfile = RUNTIMES[name].dockerfile.read_text()
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    instructions = [
+        line.split()[0]
+        for line in final_stage.splitlines()
+        if line and not line[0].isspace() and not line.startswith("#")
+    ]
+    assert instructions[-1] == "COPY"
+    assert instructions[-2] == "LABEL"
+    assert instructions.count("LABEL") == 1
+    for label, arg in IMAGE_LABEL_ARGS.items():
+        assert f'{label}="${{{arg}}}"' in final_stage
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
