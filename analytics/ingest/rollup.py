@@ -1,19 +1,23 @@
 """Fold execution events into minute, hour and day rollups and latency histograms.
 
 Pure functions: the repository upserts what they return, adding to the rows
-already there, in the same transaction as the raw rows they come from. They
-read rows of `executions` as tuples in `COLUMNS` order (the order the ingest
-path already holds them in): the fold runs for every stored event.
+already there, in the same transaction as the raw rows they come from. The ingest
+path folds events as they come on the stream, lines of the wire format
+(shared/events.py), straight from the split line: no row of Python values is made
+per event. Keys are folded as the bytes they are and turned into values once per
+distinct key; times are read once per distinct second.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from analytics.stats.histogram import bucket_of
-from shared.events import ExecutionEvent
+from analytics.stats.histogram import BUCKETS, MIN_MS, RATIO
+from shared.events import ExecutionEvent, event_line, line_values
 from shared.models.execution import DAY, HOUR, MINUTE
 
 # The columns of an execution row, in the order of the tuples folded here (and COPYed).
@@ -67,6 +71,7 @@ HISTOGRAM_COLUMNS = ("api_id", "resolution_s", "metric", "bucket_start", "bucket
 CounterKey = tuple[str, int, int, str, str, int]
 # (api_id, bucket_start epoch, metric, bucket)
 HistogramKey = tuple[str, int, str, int]
+_LOG_RATIO = math.log(RATIO)  # as histogram.bucket_of has it
 
 
 def record(e: ExecutionEvent) -> tuple[Any, ...]:
@@ -113,59 +118,183 @@ def _merge(into: list[Any], other: list[Any]) -> None:
     into[9] = max(into[9], other[9])
 
 
-def _fold_minutes(
-    rows: Iterable[Sequence[Any]],
-) -> tuple[dict[CounterKey, list[Any]], dict[HistogramKey, int]]:
-    counters: dict[CounterKey, list[Any]] = {}
-    histograms: dict[HistogramKey, int] = {}
-    bucket = bucket_of
-    for row in rows:
-        epoch = row[12].timestamp()
-        minute = int(epoch // MINUTE) * MINUTE
-        api = row[2]
-        latency, upstream, gateway = row[8], row[9], row[16]
-        key = (api, minute, row[15] or 0, row[14] or "", row[13] or "", row[7] // 100)
-        acc = counters.get(key)
-        if acc is None:
-            acc = counters[key] = [0, 0, 0, 0.0, latency, 0, 0.0, 0, 0.0, epoch]
-        acc[0] += 1
-        acc[1] += row[10]
-        acc[2] += row[11]
-        acc[3] += latency
-        if latency > acc[4]:
-            acc[4] = latency
-        if upstream is not None:
-            acc[5] += 1
-            acc[6] += upstream
-            hkey = (api, minute, "u", bucket(upstream))
-            histograms[hkey] = histograms.get(hkey, 0) + 1
-        if gateway is not None:
-            acc[7] += 1
-            acc[8] += gateway
-            hkey = (api, minute, "g", bucket(gateway))
-            histograms[hkey] = histograms.get(hkey, 0) + 1
-        if epoch > acc[9]:
-            acc[9] = epoch
-        hkey = (api, minute, "t", bucket(latency))
-        histograms[hkey] = histograms.get(hkey, 0) + 1
-    return counters, histograms
+class Fold:
+    """Folds wire-format lines (shared/events.py) into per-minute rollups.
+
+    `add` takes the lines it can read as they are and returns the others: a time
+    not in the encoder's UTC form, a number that does not parse, a key (API,
+    version, subscription, key, status) with an escape or not UTF-8; the caller
+    reads those carefully, writes them again (`event_line`) and adds them again, or
+    drops them. A line whose event id was folded before is skipped (a batch may hold
+    an event twice). What the fold does not read (the path, say) it does not check:
+    the database refuses a line it cannot store, and the batch is then read again
+    carefully (repository.py). Every line `kept` that the database stores adds to
+    the rollups what the fold added.
+    """
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+        self._seen: set[bytes] = set()
+        # Keys as the bytes of the line: (api, minute epoch, version, subscription,
+        # key, status class); each turned into values once, when first seen. An
+        # accumulator is COUNTERS (last_at as the line has it), then the histograms
+        # (bucket -> count) of total, upstream and gateway time of its API and minute.
+        self._counters: dict[tuple[Any, ...], list[Any]] = {}
+        self._keys: dict[tuple[Any, ...], CounterKey] = {}
+        self._histograms: dict[tuple[bytes, int], tuple[dict[int, int], ...]] = {}
+        self._seconds: dict[bytes, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch
+
+    def add(self, lines: Iterable[bytes]) -> list[bytes]:
+        seen, kept, counters = self._seen, self.kept, self._counters
+        seconds = self._seconds
+        log, min_ms, log_ratio, last_bucket = math.log, MIN_MS, _LOG_RATIO, BUCKETS - 1
+        null = b"\\N"
+        others: list[bytes] = []
+        u = g = 0
+        for line in lines:
+            p = line.split(b"\t")
+            try:
+                # Only what the fold reads is checked here: a line PostgreSQL refuses
+                # (bad UTF-8, a NUL, too long a field, …) fails the batch's COPY, and
+                # the batch is then read again carefully (repository.py).
+                if len(p) != 17:
+                    raise ValueError
+                event_id = p[0]
+                if event_id in seen:
+                    continue
+                at = p[12]
+                second = seconds.get(at[:19])
+                if second is None:
+                    second = seconds[at[:19]] = _second(at[:19])
+                if len(at) != 32 or not at.endswith(b"+00:00"):
+                    raise ValueError
+                latency = float(p[8])
+                upstream = None if p[9] == null else float(p[9])
+                gateway = None if p[16] == null else float(p[16])
+                bytes_in = int(p[10])
+                bytes_out = int(p[11])
+                # histogram.bucket_of, inline (the same expression: the same bucket).
+                if latency < min_ms:
+                    t = 0
+                else:
+                    t = 1 + int(log(latency / min_ms) / log_ratio)
+                    if t > last_bucket:
+                        t = last_bucket
+                if upstream is not None:
+                    if upstream < min_ms:
+                        u = 0
+                    else:
+                        u = 1 + int(log(upstream / min_ms) / log_ratio)
+                        if u > last_bucket:
+                            u = last_bucket
+                if gateway is not None:
+                    if gateway < min_ms:
+                        g = 0
+                    else:
+                        g = 1 + int(log(gateway / min_ms) / log_ratio)
+                        if g > last_bucket:
+                            g = last_bucket
+                # The status code as it is: its class is taken once per key.
+                key = (p[2], second - second % MINUTE, p[15], p[14], p[13], p[7])
+                acc = counters.get(key)
+                if acc is None:
+                    acc = counters[key] = self._new(key, latency, at)
+            except (ValueError, OverflowError):
+                others.append(line)
+                continue
+            seen.add(event_id)
+            kept.append(line)
+            acc[0] += 1
+            acc[1] += bytes_in
+            acc[2] += bytes_out
+            acc[3] += latency
+            if latency > acc[4]:
+                acc[4] = latency
+            if at > acc[9]:  # the encoder's fixed-width UTC form sorts as time does
+                acc[9] = at
+            h = acc[10]
+            h[t] = h.get(t, 0) + 1
+            if upstream is not None:
+                acc[5] += 1
+                acc[6] += upstream
+                h = acc[11]
+                h[u] = h.get(u, 0) + 1
+            if gateway is not None:
+                acc[7] += 1
+                acc[8] += gateway
+                h = acc[12]
+                h[g] = h.get(g, 0) + 1
+        return others
+
+    def _new(self, key: tuple[Any, ...], latency: float, at: bytes) -> list[Any]:
+        """A new accumulator for `key` (ValueError for a key that is not one)."""
+        self._keys[key] = _key_values(key)
+        histograms = self._histograms.get(key[:2])
+        if histograms is None:
+            histograms = self._histograms[key[:2]] = ({}, {}, {})
+        return [0, 0, 0, 0.0, latency, 0, 0.0, 0, 0.0, at, *histograms]
+
+    def rollups(self) -> Rollups:
+        """The rollups of every line kept (see `rollups_of`)."""
+        minutes: dict[CounterKey, list[Any]] = {}
+        for raw, acc in self._counters.items():
+            values = [*acc[:9], datetime.fromisoformat(acc[9].decode())]
+            key = self._keys[raw]
+            found = minutes.get(key)
+            if found is None:
+                minutes[key] = values
+            else:  # e.g. no subscription, written as NULL or as ""
+                _merge(found, values)
+        apis = {raw[0]: key[0] for raw, key in self._keys.items()}
+        histograms: dict[HistogramKey, int] = {}
+        for (api, minute), per_metric in self._histograms.items():
+            for metric, counts in zip("tug", per_metric, strict=True):
+                for bucket, count in counts.items():
+                    histograms[(apis[api], minute, metric, bucket)] = count
+        return _levels(minutes, histograms)
 
 
-def _counters(values: list[Any]) -> tuple[Any, ...]:
-    return (*values[:9], datetime.fromtimestamp(values[9], UTC))
+_SECOND = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def _second(text: bytes) -> int:
+    """The epoch second of a UTC time written YYYY-MM-DDTHH:MM:SS; ValueError otherwise."""
+    if _SECOND.fullmatch(text) is None:
+        raise ValueError(f"not a time: {text!r}")
+    return int(datetime.fromisoformat(text.decode()).replace(tzinfo=UTC).timestamp())
+
+
+def _text(value: bytes) -> str:
+    if value == b"\\N":
+        return ""
+    if b"\\" in value:  # an escape: PostgreSQL would read something else
+        raise ValueError("an escape in a key")
+    return value.decode()  # UnicodeDecodeError is a ValueError
+
+
+def _key_values(key: tuple[Any, ...]) -> CounterKey:
+    """A key of the fold (bytes of the line) as rollup values; ValueError if it is not one."""
+    api, minute, version, subscription, key_id, status_code = key
+    if api == b"\\N":
+        raise ValueError("no API")
+    return (
+        _text(api),
+        minute,
+        0 if version == b"\\N" else int(version),
+        _text(subscription),
+        _text(key_id),
+        int(status_code) // 100,
+    )
 
 
 Rows = list[tuple[Any, ...]]
+Rollups = tuple[Rows, Rows, Rows]
 
 
-def rollups(rows: Iterable[Sequence[Any]]) -> tuple[Rows, Rows, Rows]:
-    """The rollup rows of some execution rows (COLUMNS order), for every resolution:
-    counters per version, subscription, key and status class (COUNTER_KEY + COUNTERS),
-    counters per API and status class (API_KEY + COUNTERS), histograms
-    (HISTOGRAM_COLUMNS). Each list is sorted by resolution, then by the table's key,
-    so that concurrent consumers lock rollup rows in the same order.
-    """
-    minutes, minute_histograms = _fold_minutes(rows)
+def _levels(
+    minutes: dict[CounterKey, list[Any]], minute_histograms: dict[HistogramKey, int]
+) -> Rollups:
+    """Minute, hour and day rollup rows of the minute folds; see `rollups_of`."""
     counter_rows: Rows = []
     api_rows: Rows = []
     histogram_rows: Rows = []
@@ -191,7 +320,7 @@ def rollups(rows: Iterable[Sequence[Any]]) -> tuple[Rows, Rows, Rows]:
             if at is None:
                 at = starts[start] = datetime.fromtimestamp(start, UTC)
             counter_rows.append(
-                (api, resolution, at, version, subscription, key_id, status_class, *_counters(v))
+                (api, resolution, at, version, subscription, key_id, status_class, *v)
             )
             found = per_api.get((api, start, status_class))
             if found is None:
@@ -199,7 +328,7 @@ def rollups(rows: Iterable[Sequence[Any]]) -> tuple[Rows, Rows, Rows]:
             else:
                 _merge(found, v)
         for (api, start, status_class), v in sorted(per_api.items()):
-            api_rows.append((api, resolution, starts[start], status_class, *_counters(v)))
+            api_rows.append((api, resolution, starts[start], status_class, *v))
         for (api, start, metric, bucket), count in sorted(
             hlevel.items(), key=lambda item: (item[0][0], item[0][2], item[0][1], item[0][3])
         ):
@@ -208,6 +337,27 @@ def rollups(rows: Iterable[Sequence[Any]]) -> tuple[Rows, Rows, Rows]:
                 at = starts[start] = datetime.fromtimestamp(start, UTC)
             histogram_rows.append((api, resolution, metric, at, bucket, count))
     return counter_rows, api_rows, histogram_rows
+
+
+def rollups_of(lines: Iterable[bytes]) -> Rollups:
+    """The rollup rows of some events given as wire-format lines, for every resolution:
+    counters per version, subscription, key and status class (COUNTER_KEY + COUNTERS),
+    counters per API and status class (API_KEY + COUNTERS), histograms
+    (HISTOGRAM_COLUMNS). Each list is sorted by resolution, then by the table's key,
+    so that concurrent consumers lock rollup rows in the same order. A line that
+    `Fold` cannot read as it is is read carefully; one that is not an event raises
+    ValueError.
+    """
+    fold = Fold()
+    for line in fold.add(lines):
+        if fold.add([event_line(line_values(line))]):
+            raise ValueError(f"not an execution event: {line[:200]!r}")
+    return fold.rollups()
+
+
+def rollups(rows: Iterable[Sequence[Any]]) -> Rollups:
+    """`rollups_of` execution rows (tuples in COLUMNS order)."""
+    return rollups_of(event_line(tuple(row)) for row in rows)
 
 
 def rollup_rows(

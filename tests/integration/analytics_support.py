@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics.ingest.consumer import EventConsumer
-from shared.events import ExecutionEvent
+from shared.events import EVENT_FIELD, ExecutionEvent
 from shared.models import Execution
 from shared.models.execution import ApiRollup, ExecutionRollup
 from shared.settings import AnalyticsSettings
@@ -40,11 +40,18 @@ def event(api_id: str, status: int, latency: float, at: datetime, **extra: Any) 
     return ExecutionEvent(**values)
 
 
-async def feed(redis: Redis, stream: str, events: list[ExecutionEvent]) -> None:
+async def feed(
+    redis: Redis, stream: str, events: list[ExecutionEvent], *, legacy: bool = False
+) -> None:
+    """XADD the events as the data plane does (wire format 1), or in the format
+    before it (`legacy`: one stream field per event field)."""
     for start in range(0, len(events), 1000):
         async with redis.pipeline(transaction=False) as pipe:
             for e in events[start : start + 1000]:
-                pipe.xadd(stream, e.to_fields())  # type: ignore[arg-type]
+                if legacy:
+                    pipe.xadd(stream, e.to_fields())  # type: ignore[arg-type]
+                else:
+                    pipe.xadd(stream, {EVENT_FIELD: e.to_line()})
             await pipe.execute()
 
 

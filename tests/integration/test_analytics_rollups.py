@@ -273,10 +273,13 @@ async def test_retention_purge_keeps_rollups(
 ) -> None:
     now = datetime.now(UTC)
     old = [event("api-1", 200, 5.0, now - timedelta(days=40, minutes=i)) for i in range(30)]
+    old += [event(f"api-{n}", 200, 5.0, now - timedelta(days=31)) for n in (0, 2, 2, 3)]
     new = [event("api-1", 500, 5.0, now - timedelta(days=1, minutes=i)) for i in range(20)]
+    new += [event("api-3", 200, 5.0, now - timedelta(days=29))]
     await store_all(sessions, old + new)
 
-    assert await jobs.purge_once(sessions, settings) == 30
+    # API by API (there is no index on the time alone), every API with old calls.
+    assert await jobs.purge_once(sessions, settings) == 34
     assert await jobs.purge_once(sessions, settings) == 0
     async with sessions() as session:
         left = set((await session.execute(select(Execution.event_id))).scalars())
