@@ -267,10 +267,20 @@ class DataPlane:
 
 
 def _new_event_id() -> str:
-    """A random (version 4) UUID without a syscall: uuid4() reads os.urandom, ~5% of
-    a worker's CPU under load here. The id needs uniqueness, not secrecy; the
-    module's generator is seeded from urandom, and again in each forked worker."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then
+    74 random bits. Ordered ids land at the right edge of analytics' primary-key
+    index instead of on a random page each (a random v4 id cost PostgreSQL ~6 µs
+    an event there). From the seeded PRNG, not os.urandom: uuid4() made a syscall
+    per call, ~5% of a worker's CPU under load; the id needs uniqueness, not
+    secrecy, and the generator is seeded from urandom again in each forked worker."""
+    value = (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | random.getrandbits(12) << 64
+        | 0b10 << 62
+        | random.getrandbits(62)
+    )
+    return str(uuid.UUID(int=value))
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -24,11 +24,11 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.dataplane.resp import KeptConnection, pack
 from shared.events import (
     EVENT_FIELD,
     EXECUTION_COUNTS_TTL_SECONDS,
@@ -45,14 +45,6 @@ _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 _COUNTS_TTL = str(EXECUTION_COUNTS_TTL_SECONDS).encode()
 
 
-def _pack(args: list[bytes]) -> bytes:
-    """One command in the Redis protocol (RESP2 array of bulk strings)."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(out)
-
-
 class EventSink:
     def __init__(
         self,
@@ -64,17 +56,16 @@ class EventSink:
         warn_interval: float = 30.0,
         linger_seconds: float = 0.01,
     ) -> None:
-        self._redis = redis
         self._stream = stream
         self._maxlen = maxlen
         # Every XADD is the same but for its last argument, the event's line.
         head = [b"XADD", stream.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*"]
-        self._xadd = _pack([*head, EVENT_FIELD.encode(), b""])[: -len(b"$0\r\n\r\n")]
+        self._xadd = pack([*head, EVENT_FIELD.encode(), b""])[: -len(b"$0\r\n\r\n")]
         self._spool_size = spool_size
         self._retry_seconds = retry_seconds
         self._warn_interval = warn_interval
         self._linger = linger_seconds
-        self._connection: Any = None  # the writer's own Redis connection, kept between batches
+        self._connection = KeptConnection(redis)  # the writer's own, kept between batches
         self._pending: deque[ExecutionEvent] = deque()
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()  # one batch at a time: never the same event twice
@@ -133,9 +124,7 @@ class EventSink:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
-        if self._connection is not None:
-            await self._redis.connection_pool.release(self._connection)
-            self._connection = None
+        await self._connection.close()
         if self._pending:
             log.error("%d execution events not delivered at shutdown", len(self._pending))
 
@@ -163,34 +152,25 @@ class EventSink:
             line = event_line(tuple(vars(event).values()))
             parts.append(b"%s$%d\r\n%s\r\n" % (xadd, len(line), line))
         for (key, api_id), n in counts.items():
-            parts.append(_pack([b"HINCRBY", key.encode(), api_id.encode(), str(n).encode()]))
+            parts.append(pack([b"HINCRBY", key.encode(), api_id.encode(), str(n).encode()]))
         for key in {key for key, _ in counts}:
-            parts.append(_pack([b"EXPIRE", key.encode(), _COUNTS_TTL]))
+            parts.append(pack([b"EXPIRE", key.encode(), _COUNTS_TTL]))
         parts.append(_EXEC)
         await self._send(b"".join(parts), replies=len(parts))
 
     async def _send(self, packed: bytes, replies: int) -> None:
-        """Send pre-packed commands on the writer's connection and read every reply.
+        """Send the pre-packed batch on the writer's kept connection, check every reply.
 
-        redis-py's pipeline packs each argument in Python (~3 µs each, ~40 per
-        event); packing here is a few bytes operations per field. The connection
-        is taken from the pool once and kept, not checked out per batch.
+        redis-py's pipeline packs each argument in Python (~3 µs each) and reads
+        each reply under its own timeout; here a batch is a few bytes operations
+        per event and one read per reply (resp.py).
         """
-        pool = self._redis.connection_pool
-        if self._connection is None:
-            self._connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        connection = self._connection
-        try:
-            await connection.send_packed_command(packed)
-            answers = [await connection.read_response() for _ in range(replies)]
-        except BaseException:
-            self._connection = None
-            await connection.disconnect()  # its state is unknown: never reuse it
-            await pool.release(connection)
-            raise
+        answers = await self._connection.exchange(packed, replies)
         results = answers[-1]  # EXEC's: one reply per queued command, or None if aborted
         if results is None:
             raise RedisError("MULTI/EXEC of execution events was aborted")
+        if isinstance(results, Exception):  # EXECABORT: a command was refused when queued
+            raise results
         for reply in [*answers[:-1], *results]:
             if isinstance(reply, Exception):
                 raise reply

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import update
 
 from gateway.dataplane.app import DataPlane
+from gateway.dataplane.resp import KeptConnection
 from shared.auth.tokens import issue_access_token
 from shared.db import create_engine, create_sessionmaker
 from shared.events import ExecutionEvent
@@ -224,14 +225,15 @@ async def test_dead_container_is_a_quick_502_and_route_changes_apply(world: dict
 async def test_events_spool_while_redis_is_down(world: dict[str, Any]) -> None:
     plane: DataPlane = world["plane"]
     client: httpx.AsyncClient = world["client"]
-    real = plane.events._redis
-    plane.events._redis = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens there
+    real = plane.events._connection
+    dead = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens there
+    plane.events._connection = KeptConnection(dead)
     try:
         assert (await client.get("/echo/a", headers=world["owner"])).status_code == 200
         assert plane.events.spooled == 1
     finally:
-        await plane.events._redis.aclose()
-        plane.events._redis = real
+        await dead.aclose()
+        plane.events._connection = real
     for _ in range(40):  # the flusher retries every second
         if plane.events.spooled == 0:
             break
