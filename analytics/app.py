@@ -52,7 +52,9 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
             app.state.last_reconciliation = await jobs.reconcile_recent(redis, sessions, settings)
 
         tasks = [
-            asyncio.create_task(consumer.run_forever(settings.block_ms)),
+            asyncio.create_task(
+                consumer.run_forever(settings.block_ms, settings.ingest_min_interval_ms)
+            ),
             asyncio.create_task(
                 jobs.every(
                     settings.purge_interval_seconds,

@@ -108,6 +108,11 @@ class AnalyticsSettings(CommonSettings):
     # the one before is stored).
     batch_size: int = 25_000
     block_ms: int = 200  # longest wait per stream read: bounds how stale stats can be
+    # After a read short of a full batch, the next waits until this long after it
+    # started (0: reads at once): the events gather in the stream meanwhile and are
+    # stored in one batch, not in many small ones that each pay a store's overhead.
+    # Bounds how stale stats can be, too (with a store, well within a second).
+    ingest_min_interval_ms: int = Field(default=250, ge=0)
     # Allocations between two runs of Python's cyclic garbage collector in the analytics
     # process (CPython's default is 700; 0 keeps it): see analytics.ingest.consumer.tune_gc.
     ingest_gc_threshold: int = Field(default=100_000, ge=0)

@@ -18,6 +18,9 @@ write: too long a field, say) is read again carefully, line by line: what
 SQLite: the batch goes into a staging table, then INSERT … ON CONFLICT DO
 NOTHING RETURNING event_id; the rollups of those rows are folded in Python and
 upserted: INSERT … ON CONFLICT DO UPDATE SET calls = calls + excluded.calls …
+
+In the same transaction, each API key called in the events stored gets its newest
+call as `last_used_at` (only ever moved forward), read off the batch's rollups.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from analytics.ingest.rollup import (
     rollups,
 )
 from shared.events import ExecutionEvent, event_line, line_values
+from shared.models.execution import DAY
 
 __all__ = [
     "COLUMNS",
@@ -127,6 +131,56 @@ def _arrays(rows: Sequence[Row], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
+_KEY_ID = COUNTER_KEY.index("key_id")
+
+
+def keys_last_used(folded: Rollups) -> list[tuple[str, datetime]]:
+    """Each API key called in the rollups, with its newest call, ordered by key id (the
+    order both concurrent stores lock `api_keys` rows in)."""
+    newest: dict[str, datetime] = {}
+    for row in folded[0]:
+        # Every call is in exactly one day row; the day rows are the fewest.
+        key_id = row[_KEY_ID]
+        if key_id and row[1] == DAY:
+            at = row[-1]  # last_at
+            known = newest.get(key_id)
+            if known is None or known < at:
+                newest[key_id] = at
+    return sorted(newest.items())
+
+
+# The keys are locked in key id order first (FOR UPDATE in a CTE, which PostgreSQL
+# does not inline): an UPDATE … FROM locks rows in whatever order its plan gives.
+_TOUCH_KEYS_POSTGRES = """
+WITH v AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS v (id, t)),
+due AS MATERIALIZED (
+    SELECT k.id, v.t FROM api_keys AS k JOIN v ON k.id = v.id
+    WHERE k.last_used_at IS NULL OR k.last_used_at < v.t
+    ORDER BY k.id
+    FOR UPDATE OF k
+)
+UPDATE api_keys AS k SET last_used_at = due.t FROM due
+WHERE k.id = due.id AND (k.last_used_at IS NULL OR k.last_used_at < due.t)
+"""
+_TOUCH_KEY_SQLITE = (
+    "UPDATE api_keys SET last_used_at = ? WHERE id = ? "
+    "AND (last_used_at IS NULL OR last_used_at < ?)"
+)
+
+
+async def _touch_keys_postgres(raw: Any, folded: Rollups) -> None:
+    used = keys_last_used(folded)
+    if used:
+        ids, times = zip(*used, strict=True)
+        await raw.execute(_TOUCH_KEYS_POSTGRES, list(ids), list(times))
+
+
+async def _touch_keys_sqlite(connection: AsyncConnection, folded: Rollups) -> None:
+    used = [(t, key_id, t) for key_id, at in keys_last_used(folded) for t in [_sqlite_time(at)]]
+    if used:
+        await connection.exec_driver_sql(_TOUCH_KEY_SQLITE, used)
+
+
 async def _copy_data(lines: list[bytes]) -> AsyncIterator[bytes]:
     yield b"\n".join(lines) + b"\n"
 
@@ -146,7 +200,12 @@ async def _store_postgres(session: AsyncSession, batch: Batch) -> int:
             await _copy_lines(raw, "executions", batch.lines)
         except asyncpg.UniqueViolationError:
             await raw.execute("ROLLBACK TO SAVEPOINT ingest")
-            return await _store_postgres_redelivered(connection, raw, batch.lines)
+            inserted = await _store_postgres_redelivered(connection, raw, batch.lines)
+            if inserted:
+                # The whole batch's times: the events stored before moved the keys at
+                # least as far when they were stored (the times only move forward).
+                await _touch_keys_postgres(raw, batch.rollups)
+            return inserted
     except (asyncpg.DataError, asyncpg.NotNullViolationError) as exc:
         await raw.execute("ROLLBACK TO SAVEPOINT ingest")
         if batch.careful:
@@ -161,6 +220,7 @@ async def _store_postgres(session: AsyncSession, batch: Batch) -> int:
         *_arrays(per_api, len(API_KEY) + len(COUNTERS)),
         *_arrays(histograms, len(HISTOGRAM_COLUMNS)),
     )
+    await _touch_keys_postgres(raw, batch.rollups)
     return len(batch.lines)
 
 
@@ -219,9 +279,13 @@ async def _store_sqlite(session: AsyncSession, batch: Batch) -> int:
     inserted = {row[0] for row in result}
     await connection.exec_driver_sql(f"DELETE FROM {pg_rollup.STAGING}")  # noqa: S608
     if len(inserted) == len(rows):
-        await _add_rollups_sqlite(connection, batch.rollups)
+        folded = batch.rollups
     elif inserted:
-        await _add_rollups_sqlite(connection, rollups([r for r in rows if r[0] in inserted]))
+        folded = rollups([r for r in rows if r[0] in inserted])
+    else:
+        return 0
+    await _add_rollups_sqlite(connection, folded)
+    await _touch_keys_sqlite(connection, folded)
     return len(inserted)
 
 
