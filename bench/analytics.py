@@ -67,7 +67,7 @@ from analytics.ingest.rollup import COLUMNS, record
 from analytics.stats.service import api_stats
 from analytics.stats.windows import ceil_to, floor_to
 from shared.db import create_engine, create_sessionmaker
-from shared.events import EVENT_FIELD, ExecutionEvent
+from shared.events import EVENT_FIELD, ExecutionEvent, new_event_id
 from shared.migrate import upgrade
 from shared.models.execution import MINUTE
 from shared.settings import AnalyticsSettings
@@ -158,7 +158,7 @@ def generate(n: int, start: datetime, end: datetime, rng: random.Random) -> list
         age = (now - at).total_seconds()
         events.append(
             ExecutionEvent(
-                event_id=str(uuid.uuid4()),
+                event_id=new_event_id(),  # as the data plane makes them (UUIDv7)
                 request_id=uuid.uuid4().hex,
                 api_id=api,
                 deployment_id="dep-1",

@@ -18,7 +18,10 @@ strings: `to_fields`) are still read (`from_fields`).
 from __future__ import annotations
 
 import logging
+import random
 import re
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -63,6 +66,23 @@ async def publish_key_change(redis: Redis, key_hash: str) -> None:
 async def publish_account_change(redis: Redis, user_id: str) -> None:
     """Tell every data-plane worker to look the account up again (suspended or lifted)."""
     await publish_key_change(redis, USER_INVALIDATION_PREFIX + user_id)
+
+
+def new_event_id() -> str:
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then
+    74 random bits. Ordered ids land at the right edge of analytics' primary-key
+    index instead of on a random page each (a random v4 id cost PostgreSQL ~6 µs
+    an event there). From the seeded PRNG, not os.urandom: uuid4() made a syscall
+    per call, ~5% of a worker's CPU under load; the id needs uniqueness, not
+    secrecy, and the generator is seeded from urandom again in each forked worker."""
+    value = (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | random.getrandbits(12) << 64
+        | 0b10 << 62
+        | random.getrandbits(62)
+    )
+    return str(uuid.UUID(int=value))
 
 
 # The data plane counts every event it appends, per API and minute of the call,
