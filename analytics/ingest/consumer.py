@@ -24,22 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from analytics.ingest.entries import line_of
 from analytics.ingest.repository import Batch, prepare_in_turns, store_batch
 from shared.events import EVENT_FIELD
+from shared.resp import bulk, pack
 
 log = logging.getLogger("veil.analytics.ingest")
 _FIELD = EVENT_FIELD.encode()
-
-
-def _bulk(value: bytes | str | int) -> bytes:
-    if isinstance(value, str):
-        value = value.encode()
-    elif isinstance(value, int):
-        value = b"%d" % value
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-def _pack(*args: bytes | str | int) -> bytes:
-    """One command in the Redis protocol (RESP2 array of bulk strings)."""
-    return b"*%d\r\n" % len(args) + b"".join(map(_bulk, args))
 
 
 def tune_gc(threshold: int) -> tuple[int, int, int]:
@@ -189,7 +177,7 @@ class EventConsumer:
         if not pending_first and block_ms is not None:
             args += [b"BLOCK", block_ms]
         args += [b"STREAMS", self.stream, b"0" if pending_first else b">"]
-        response: Any = await self._command(_pack(*args))
+        response: Any = await self._command(pack(*args))
         if not response:
             return []
         if isinstance(response, dict):  # RESP3: a map of stream to entries
@@ -199,12 +187,12 @@ class EventConsumer:
 
     async def ack(self, ids: list[Any]) -> None:
         """Acknowledge entries (after their commit)."""
-        head = b"*%d\r\n" % (len(ids) + 3) + _bulk(b"XACK") + _bulk(self.stream)
-        head += _bulk(self.group)
+        head = b"*%d\r\n" % (len(ids) + 3) + bulk(b"XACK") + bulk(self.stream)
+        head += bulk(self.group)
         try:
             packed = head + b"".join([b"$%d\r\n%s\r\n" % (len(i), i) for i in ids])
         except TypeError:  # ids as str: a client that decodes replies
-            packed = _pack(b"XACK", self.stream, self.group, *ids)
+            packed = pack(b"XACK", self.stream, self.group, *ids)
         await self._command(packed)
 
     async def drain(self, *, pending_first: bool = False, block_ms: int | None = None) -> int:

@@ -28,7 +28,7 @@ from collections import Counter, deque
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.dataplane.resp import KeptConnection, pack
+from gateway.dataplane.resp import KeptConnection
 from shared.events import (
     EVENT_FIELD,
     EXECUTION_COUNTS_TTL_SECONDS,
@@ -36,6 +36,7 @@ from shared.events import (
     event_line,
     execution_counts_key,
 )
+from shared.resp import pack
 
 log = logging.getLogger("veil.dataplane.events")
 
@@ -60,7 +61,7 @@ class EventSink:
         self._maxlen = maxlen
         # Every XADD is the same but for its last argument, the event's line.
         head = [b"XADD", stream.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*"]
-        self._xadd = pack([*head, EVENT_FIELD.encode(), b""])[: -len(b"$0\r\n\r\n")]
+        self._xadd = pack(*head, EVENT_FIELD, b"")[: -len(b"$0\r\n\r\n")]
         self._spool_size = spool_size
         self._retry_seconds = retry_seconds
         self._warn_interval = warn_interval
@@ -152,9 +153,9 @@ class EventSink:
             line = event_line(tuple(vars(event).values()))
             parts.append(b"%s$%d\r\n%s\r\n" % (xadd, len(line), line))
         for (key, api_id), n in counts.items():
-            parts.append(pack([b"HINCRBY", key.encode(), api_id.encode(), str(n).encode()]))
+            parts.append(pack(b"HINCRBY", key, api_id, n))
         for key in {key for key, _ in counts}:
-            parts.append(pack([b"EXPIRE", key.encode(), _COUNTS_TTL]))
+            parts.append(pack(b"EXPIRE", key, _COUNTS_TTL))
         parts.append(_EXEC)
         await self._send(b"".join(parts), replies=len(parts))
 

@@ -40,8 +40,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway.dataplane.resp import KeptConnection, pack
+from gateway.dataplane.resp import KeptConnection
 from shared.errors import ServiceUnavailable, TooManyRequests, VeilError
+from shared.resp import pack
 
 log = logging.getLogger("veil.dataplane.limits")
 
@@ -104,7 +105,7 @@ return {refused, math.floor((tat - now) * 1000 + 0.5), day_used, month_used}
 """
 _SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 _SCRIPT_SHA_BYTES = _SCRIPT_SHA.encode()
-_SCRIPT_LOAD = pack([b"SCRIPT", b"LOAD", _SCRIPT.encode()])
+_SCRIPT_LOAD = pack(b"SCRIPT", b"LOAD", _SCRIPT)
 
 _RATE, _DAILY, _MONTHLY = 1, 2, 4
 _POLICY_HEADER = b"ratelimit-policy"
@@ -357,17 +358,12 @@ class ScriptBatcher:
         self, calls: list[tuple[tuple[str, str, str], tuple[Any, ...]]]
     ) -> list[Any]:
         packed = b"".join(
-            pack([b"EVALSHA", _SCRIPT_SHA_BYTES, b"3", *_encoded(keys), *_encoded(args)])
-            for keys, args in calls
+            pack(b"EVALSHA", _SCRIPT_SHA_BYTES, b"3", *keys, *args) for keys, args in calls
         )
         return await self._connection.exchange(packed, len(calls))
 
     async def close(self) -> None:
         await self._connection.close()
-
-
-def _encoded(values: tuple[Any, ...]) -> list[bytes]:
-    return [v.encode() if isinstance(v, str) else str(v).encode() for v in values]
 
 
 class Limiter:

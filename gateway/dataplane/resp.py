@@ -5,7 +5,8 @@ pipeline packs every argument in Python (~3 µs each), checks a connection out
 of the pool per batch and wraps every reply read in its own timeout; measured
 under load here that cost more CPU than the round trip it shared. The data
 plane's two writers (limits.ScriptBatcher, events.EventSink) each send one
-batch at a time, so each keeps one connection and packs its commands itself.
+batch at a time, so each keeps one connection and packs its commands itself
+(shared/resp.py).
 The connection comes from redis-py's pool, so AUTH, SELECT and TLS from the
 Redis URL still apply.
 """
@@ -13,19 +14,10 @@ Redis URL still apply.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-
-
-def pack(args: Sequence[bytes]) -> bytes:
-    """One command in the Redis protocol (RESP2 array of bulk strings)."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(out)
 
 
 class KeptConnection:
