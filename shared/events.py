@@ -21,7 +21,6 @@ import logging
 import random
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -82,7 +81,9 @@ def new_event_id() -> str:
         | 0b10 << 62
         | random.getrandbits(62)
     )
-    return str(uuid.UUID(int=value))
+    # Formatted by hand: str(uuid.UUID(int=...)) costs twice as much, per call.
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # The data plane counts every event it appends, per API and minute of the call,

@@ -24,7 +24,7 @@ from gateway.dataplane.events import EventSink
 from gateway.dataplane.invalidation import follow
 from gateway.dataplane.keys import KeyCache
 from gateway.dataplane.limits import Limiter, refusal
-from gateway.dataplane.paths import normalise, split
+from gateway.dataplane.paths import route_path
 from gateway.dataplane.proxy import (
     Forwarded,
     Upstream,
@@ -142,8 +142,7 @@ class DataPlane:
                 await _send_plain(send, 200, b'{"status":"ok"}', request_id)
                 return
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-            normalised = normalise(raw_path.partition(b"?")[0])
-            routed = split(normalised) if normalised is not None else None
+            routed = route_path(raw_path.partition(b"?")[0])
             if routed is None:
                 raise BadRequest(
                     "This path cannot be routed (a dot segment behind an encoded"

@@ -1,7 +1,7 @@
 """Who is calling: a subscriber with an API key, or the API's owner with a bearer token.
 
-`X-API-Key` is checked first: its format and checksum locally (garbage never
-reaches the cache or the database), then its hash in the key cache. The owner
+`X-API-Key` is checked first: its hash in the key cache, and on a miss its
+format and checksum locally, so garbage never reaches the database. The owner
 (or an admin) may call their own API with an access token, unmetered.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.dataplane.accounts import AccountCache
+from gateway.dataplane.cache import Missing
 from gateway.dataplane.keys import KeyCache, KeyInfo
 from gateway.dataplane.routes import Route
 from shared.auth.api_keys import hash_key, well_formed
@@ -42,7 +43,12 @@ async def identify(
     api_key = _header(headers, b"x-api-key")
     if api_key is not None:
         plaintext = api_key.decode("latin-1").strip()
-        info = await keys.lookup(hash_key(plaintext)) if well_formed(plaintext) else None
+        key_hash = hash_key(plaintext)
+        info = keys.cached(key_hash)
+        if isinstance(info, Missing):
+            # Only a hash cached from a well-formed key is ever found above, so the
+            # format and checksum are checked here, before the database, not per call.
+            info = await keys.lookup(key_hash) if well_formed(plaintext) else None
         if info is None:
             raise Unauthorized(
                 "This API key is not valid or has been revoked.", code="invalid_api_key"

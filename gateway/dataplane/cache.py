@@ -29,6 +29,13 @@ V = TypeVar("V")
 log = logging.getLogger("veil.dataplane.cache")
 
 
+class Missing:
+    """What `peek` answers when nothing is cached (None is a cacheable value)."""
+
+
+MISSING = Missing()
+
+
 class LoadingCache(Generic[K, V]):
     def __init__(
         self,
@@ -43,12 +50,21 @@ class LoadingCache(Generic[K, V]):
         self._loading: dict[K, asyncio.Future[V]] = {}
         self._generation = 0
 
-    async def get(self, key: K) -> V:
+    def peek(self, key: K) -> V | Missing:
+        """The cached value without awaiting anything (an expired one is answered
+        while it refreshes behind), or MISSING: the hot path's way in, a coroutine
+        less per call than `get`."""
         hit = self._entries.get(key)
-        if hit is not None:
-            if hit[0] <= time.monotonic() and key not in self._loading:
-                self._start_load(key).add_done_callback(_quiet)  # refresh behind the answer
-            return hit[1]
+        if hit is None:
+            return MISSING
+        if hit[0] <= time.monotonic() and key not in self._loading:
+            self._start_load(key).add_done_callback(_quiet)  # refresh behind the answer
+        return hit[1]
+
+    async def get(self, key: K) -> V:
+        hit = self.peek(key)
+        if not isinstance(hit, Missing):
+            return hit
         pending = self._loading.get(key) or self._start_load(key)
         return await asyncio.shield(pending)  # one caller cancelled must not cancel the others
 

@@ -144,9 +144,14 @@ class EventSink:
     async def _append(self, batch: list[ExecutionEvent]) -> None:
         # One round trip, applied atomically (MULTI/EXEC): the events and their
         # counts for the reconciliation (per API and minute of the call) land together.
-        counts: Counter[tuple[str, str]] = Counter(
-            (execution_counts_key(self._stream, e.started_at), e.api_id) for e in batch
-        )
+        counts: Counter[tuple[str, str]] = Counter()
+        minute_keys: dict[float, str] = {}  # formatting a key costs more than the rest
+        for e in batch:
+            minute = e.started_at.timestamp() // 60
+            key = minute_keys.get(minute)
+            if key is None:
+                key = minute_keys[minute] = execution_counts_key(self._stream, e.started_at)
+            counts[key, e.api_id] += 1
         xadd = self._xadd
         parts = [_MULTI]
         for event in batch:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.dataplane.cache import LoadingCache
+from gateway.dataplane.cache import LoadingCache, Missing
 from gateway.dataplane.limits import Policy
 from shared.models import ApiKey, Plan, Subscription, User
 
@@ -39,6 +39,10 @@ class KeyCache:
         self._cache: LoadingCache[str, KeyInfo | None] = LoadingCache(
             self._load, ttl_seconds, max_entries
         )
+
+    def cached(self, key_hash: str) -> KeyInfo | Missing | None:
+        """The cached answer for this hash (live key or known miss), without awaiting."""
+        return self._cache.peek(key_hash)
 
     async def lookup(self, key_hash: str) -> KeyInfo | None:
         """The live key with this hash (not revoked, subscription active), or None."""

@@ -301,13 +301,14 @@ class ScriptBatcher:
     def __init__(self, redis: Redis, timeout: float, max_batch: int = 256) -> None:
         self._timeout = timeout  # bounds a batch, so a hung Redis cannot stall the queue
         self._max_batch = max_batch
-        self._queue: list[tuple[tuple[str, str, str], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._draining: asyncio.Task[None] | None = None
         self._connection = KeptConnection(redis)  # one batch at a time: one connection
 
-    async def run(self, keys: tuple[str, str, str], args: tuple[Any, ...]) -> list[Any]:
+    async def run(self, command: bytes) -> list[Any]:
+        """`command`: one EVALSHA of the script, packed (`evalsha`)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((keys, args, future))
+        self._queue.append((command, future))
         if self._draining is None:
             self._draining = asyncio.get_running_loop().create_task(self._drain())
         return list(await future)
@@ -322,15 +323,13 @@ class ScriptBatcher:
         finally:
             self._draining = None
 
-    async def _send(
-        self, batch: list[tuple[tuple[str, str, str], tuple[Any, ...], asyncio.Future[Any]]]
-    ) -> None:
+    async def _send(self, batch: list[tuple[bytes, asyncio.Future[Any]]]) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                replies = await self._pipeline([(keys, args) for keys, args, _ in batch])
+                replies = await self._pipeline([command for command, _ in batch])
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             replies = [exc] * len(batch)
-        for (_, _, future), reply in zip(batch, replies, strict=True):
+        for (_, future), reply in zip(batch, replies, strict=True):
             if future.done():  # its caller gave up (timeout, cancelled)
                 continue
             if isinstance(reply, BaseException):
@@ -338,9 +337,7 @@ class ScriptBatcher:
             else:
                 future.set_result(reply)
 
-    async def _pipeline(
-        self, calls: list[tuple[tuple[str, str, str], tuple[Any, ...]]]
-    ) -> list[Any]:
+    async def _pipeline(self, calls: list[bytes]) -> list[Any]:
         replies: list[Any] = await self._evalsha_all(calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:  # first use, a restarted Redis, or SCRIPT FLUSH
@@ -354,13 +351,8 @@ class ScriptBatcher:
                 replies[i] = reply
         return replies
 
-    async def _evalsha_all(
-        self, calls: list[tuple[tuple[str, str, str], tuple[Any, ...]]]
-    ) -> list[Any]:
-        packed = b"".join(
-            pack(b"EVALSHA", _SCRIPT_SHA_BYTES, b"3", *keys, *args) for keys, args in calls
-        )
-        return await self._connection.exchange(packed, len(calls))
+    async def _evalsha_all(self, calls: list[bytes]) -> list[Any]:
+        return await self._connection.exchange(b"".join(calls), len(calls))
 
     async def close(self) -> None:
         await self._connection.close()
@@ -401,6 +393,11 @@ class Limiter:
         self._warned_at = -math.inf  # monotonic time of the last "unavailable" warning
         self._degraded = False
         self._batcher = ScriptBatcher(redis, timeout)
+        # Packed EVALSHAs by (subscription, policy) for the current second: within a
+        # second a subscription's command is the same bytes (the TTLs are whole
+        # seconds), so a busy key packs its command once a second, not once a call.
+        self._commands: dict[tuple[str, Policy], bytes] = {}
+        self._commands_second = 0
 
     async def close(self) -> None:
         await self._batcher.close()
@@ -412,17 +409,19 @@ class Limiter:
         windows = self._windows
         if not windows.day_start <= now < windows.day_end:
             windows = self._windows = windows_at(now)
-        keys = keys_for(self._prefix, subscription_id, windows)
-        static = _static_args(policy)
-        args = (
-            *static,
-            math.ceil(windows.day_end - now) + KEY_MARGIN_SECONDS,
-            math.ceil(windows.month_end - now) + KEY_MARGIN_SECONDS,
-        )
         if self._skip_until and time.monotonic() < self._skip_until:
             return self._unavailable(policy, windows, None)
+        second = int(now)
+        if second != self._commands_second:
+            self._commands.clear()
+            self._commands_second = second
+        command = self._commands.get((subscription_id, policy))
+        if command is None:
+            command = self._commands[subscription_id, policy] = self._command(
+                subscription_id, policy, windows, second
+            )
         try:
-            reply = await self._batcher.run(keys, args)
+            reply = await self._batcher.run(command)
         except (RedisError, OSError) as exc:  # builtin TimeoutError is an OSError
             if isinstance(exc, TimeoutError):
                 self._skip_until = time.monotonic() + self._probe_interval
@@ -435,6 +434,19 @@ class Limiter:
         bucket = policy.bucket
         rate = rate_state(bucket, ahead_ns / 1000) if bucket is not None else None
         return decide(policy, refused, rate, day_used, month_used, now, windows)
+
+    def _command(self, subscription_id: str, policy: Policy, windows: Windows, now: int) -> bytes:
+        """The packed EVALSHA that checks and counts one call of this subscription."""
+        keys = keys_for(self._prefix, subscription_id, windows)
+        return pack(
+            b"EVALSHA",
+            _SCRIPT_SHA_BYTES,
+            b"3",
+            *keys,
+            *_static_args(policy),
+            math.ceil(windows.day_end - now) + KEY_MARGIN_SECONDS,
+            math.ceil(windows.month_end - now) + KEY_MARGIN_SECONDS,
+        )
 
     def _unavailable(self, policy: Policy, windows: Windows, exc: BaseException | None) -> Decision:
         self._degraded = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 _SEPARATORS = re.compile(rb"[/\\]")
@@ -58,3 +59,24 @@ def split(normalised: bytes) -> RoutedPath | None:
     except UnicodeDecodeError:
         return None
     return RoutedPath(slug=slug, rest=rest)
+
+
+# Paths up to this length are memoised: most traffic repeats a few paths, and
+# normalising one costs more than the rest of routing. Longer ones are worked out
+# each time, so hostile long paths cannot fill memory.
+_MEMO_PATH_BYTES = 256
+
+
+def route_path(raw_path: bytes) -> RoutedPath | None:
+    """`split(normalise(raw_path))`; None when the path cannot be routed."""
+    if len(raw_path) > _MEMO_PATH_BYTES:
+        return _route_path(raw_path)
+    return _memo_route_path(raw_path)
+
+
+def _route_path(raw_path: bytes) -> RoutedPath | None:
+    normalised = normalise(raw_path)
+    return split(normalised) if normalised is not None else None
+
+
+_memo_route_path = lru_cache(maxsize=8192)(_route_path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.dataplane.cache import LoadingCache
+from gateway.dataplane.cache import LoadingCache, Missing
 from shared.crypto import gateway_secret
 from shared.models import Api, ApiVersion, Deployment
 
@@ -40,7 +40,8 @@ class RouteTable:
         self._cache: LoadingCache[str, Route | None] = LoadingCache(self._load, ttl_seconds)
 
     async def resolve(self, slug: str) -> Route | None:
-        return await self._cache.get(slug)
+        route = self._cache.peek(slug)
+        return await self._cache.get(slug) if isinstance(route, Missing) else route
 
     async def _load(self, slug: str) -> Route | None:
         async with self._sessions() as session:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.dataplane.cache import LoadingCache
+from gateway.dataplane.cache import MISSING, LoadingCache
 
 
 class Source:
@@ -48,6 +48,19 @@ async def test_concurrent_misses_share_one_load() -> None:
     assert source.calls == 1
     assert await cache.get("a") == 1
     assert source.calls == 1
+
+
+async def test_peek_answers_cached_values_without_loading() -> None:
+    source = Source()
+    source.rows["gone"] = None
+    cache: LoadingCache[str, int | None] = LoadingCache(source.load, ttl_seconds=60)
+    assert cache.peek("a") is MISSING
+    assert source.calls == 0  # a miss does not start a load: `get` does
+    assert await cache.get("a") == 1
+    assert await cache.get("gone") is None
+    assert (cache.peek("a"), cache.peek("gone")) == (1, None)  # a cached None is an answer
+    cache.invalidate("a")
+    assert cache.peek("a") is MISSING
 
 
 async def test_expired_entry_is_answered_while_one_refresh_runs() -> None:

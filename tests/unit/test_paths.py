@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dataplane.paths import normalise, split
+from gateway.dataplane.paths import normalise, route_path, split
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,14 @@ def test_split_decodes_the_slug_and_keeps_the_rest_encoded() -> None:
     root = split(b"/")
     assert root is not None
     assert root.slug == ""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"/echo/x", b"/echo/../other/x", b"/echo/..%2fother", b"/%ff/x", b"/" + b"a/" * 300],
+)
+def test_route_path_is_split_of_normalise_memoised_or_not(raw: bytes) -> None:
+    normalised = normalise(raw)
+    expected = split(normalised) if normalised is not None else None
+    assert route_path(raw) == expected
+    assert route_path(raw) == expected  # the second answer may come from the memo
