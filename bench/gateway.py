@@ -7,10 +7,13 @@ Starts the whole platform like the e2e tests (launcher/harness.py: free loopback
 temp data dir, its own instance label, the data plane with as many workers as `make run`
 gives it), deploys the Go server example (runtimes/go/examples/server: a static net/http
 binary, the fastest upstream among the examples, so that the upstream is not what is
-measured) with the maximum CPU an API may have, and reaches that one container four ways:
+measured) with the maximum CPU an API may have, and reaches that one container five ways:
 
   direct      its IP:8080 on the veil-functions bridge
   data plane  http://127.0.0.1:<port>/<slug>/hello, with the credential from `credential()`
+  bare plane  the data plane's server and upstream client with nothing between
+              (bench/bare_proxy.py, same workers and flags): the floor under the data
+              plane on this box, before routing, keys, limits and events
   nginx       started here from a generated config (temp dir, free loopback port): a plain
               reverse proxy, `upstream { keepalive 64; }`, worker_processes = cores
   Caddy       likewise: `reverse_proxy` with its defaults (it keeps upstream connections)
@@ -69,6 +72,7 @@ import httpx
 import uvloop
 from docker.errors import DockerException
 
+from launcher.__main__ import dataplane_command
 from launcher.harness import Platform, free_port, running_platform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -491,6 +495,17 @@ def caddy(workdir: Path, upstream: str) -> Iterator[Proxy]:
         yield proxy
 
 
+@contextlib.contextmanager
+def bare_proxy(workdir: Path, upstream: str, workers: int) -> Iterator[Proxy]:
+    port, home = free_port(), workdir / "bare"
+    home.mkdir()
+    argv = dataplane_command("bench.bare_proxy:create_app", "127.0.0.1", port, workers)
+    env = {**os.environ, "VEIL_BARE_UPSTREAM": upstream}
+    url = f"http://127.0.0.1:{port}"
+    with _process("bare plane", argv, url, home / "out.log", env=env, cwd=ROOT) as proxy:
+        yield proxy
+
+
 # ---- the processes measured and their CPU time --------------------------------------
 
 
@@ -892,6 +907,12 @@ def summary(args: argparse.Namespace, report: Report) -> None:
         )
     vs_caddy, vs_nginx = plane.rps / medians["Caddy"].rps, plane.rps / medians["nginx"].rps
     print(f"  data plane / Caddy {vs_caddy:.2f}x, data plane / nginx {vs_nginx:.2f}x")
+    if "bare plane" in medians:
+        bare = medians["bare plane"]
+        print(
+            f"  bare plane / Caddy {bare.rps / medians['Caddy'].rps:.2f}x: the data plane's"
+            " server and client alone, before any of its own work"
+        )
     if report.cpu_us:
         print(
             f"  data plane ({report.server}, {report.workers} workers): CPU per request"
@@ -998,7 +1019,11 @@ def run(args: argparse.Namespace, tmp: Path, label: str, nofile: int) -> Report:
         analytics = launcher_child(platform, b"analytics.app")
         redis = redis_pid(platform)
         upstream_cpu = CgroupCpu(upstream.cpu_file)
-        with nginx(tmp, upstream.address) as nginx_, caddy(tmp, upstream.address) as caddy_:
+        with (
+            nginx(tmp, upstream.address) as nginx_,
+            caddy(tmp, upstream.address) as caddy_,
+            bare_proxy(tmp, upstream.address, _workers(pids)) as bare,
+        ):
             targets = [
                 Target(
                     "direct",
@@ -1016,6 +1041,11 @@ def run(args: argparse.Namespace, tmp: Path, label: str, nofile: int) -> Report:
                     },
                 ),
                 Target(
+                    "bare plane",
+                    bare.url + UPSTREAM_PATH,
+                    {"proxy": ProcessTree([bare.pid]), "upstream": upstream_cpu},
+                ),
+                Target(
                     "nginx",
                     nginx_.url + UPSTREAM_PATH,
                     {"proxy": ProcessTree([nginx_.pid]), "upstream": upstream_cpu},
@@ -1027,9 +1057,11 @@ def run(args: argparse.Namespace, tmp: Path, label: str, nofile: int) -> Report:
                 ),
             ]
             print(
-                f"  nginx       {nginx_.url}\n  Caddy       {caddy_.url}\n"
+                f"  bare plane  {bare.url}\n  nginx       {nginx_.url}\n"
+                f"  Caddy       {caddy_.url}\n"
                 f"  CPU read    data plane pid {_pid(pids[0] if pids else None)} and children,"
-                f" analytics {_pid(analytics)}, Redis {_pid(redis)}, nginx {nginx_.pid} and"
+                f" analytics {_pid(analytics)}, Redis {_pid(redis)}, bare plane {bare.pid} and"
+                f" children, nginx {nginx_.pid} and"
                 f" children, Caddy {caddy_.pid}; upstream"
                 f" {upstream.cpu_file or '— (no cgroup v1 cpuacct found)'}",
                 flush=True,

@@ -109,7 +109,7 @@ def main() -> int:
         workers = _dataplane_workers(env)
         for name, factory, port in services:
             if name == "dataplane":  # every worker learns the count: it shares limits out
-                argv = _dataplane_command(factory, host, port, workers)
+                argv = dataplane_command(factory, host, port, workers)
                 plane_env = {**env, "VEIL_DATAPLANE_WORKERS": str(workers)}
                 children.start(Child(name, argv), plane_env, data_dir)
                 continue
@@ -157,7 +157,7 @@ def _dataplane_workers(env: dict[str, str]) -> int:
     return int(value)
 
 
-def _dataplane_command(factory: str, host: str, port: int, workers: int) -> list[str]:
+def dataplane_command(factory: str, host: str, port: int, workers: int) -> list[str]:
     """The data plane on granian: `workers` processes sharing one listening socket.
 
     Measured on the 2-core reference box against uvicorn --workers (uvloop, httptools):
