@@ -13,7 +13,7 @@ class Source:
     """A loader over a dict, with a gate to hold loads in flight."""
 
     def __init__(self) -> None:
-        self.rows = {"a": 1}
+        self.rows: dict[str, int | None] = {"a": 1}
         self.calls = 0
         self.gate = asyncio.Event()
         self.gate.set()
