@@ -11,6 +11,7 @@ import httpx
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor.deploy import Deployer
 from executor.docker_adapter import DockerAdapter
@@ -49,6 +50,15 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
 def gateway_settings(make_settings: Any) -> GatewaySettings:
     settings: GatewaySettings = make_settings(GatewaySettings, max_upload_bytes=2 * 1024 * 1024)
     return settings
+
+
+@pytest.fixture
+async def sessions(settings: Any) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the database of the test module's own `settings` fixture (any
+    service's settings: each has `resolved_database_url`)."""
+    engine = create_engine(settings.resolved_database_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import create_engine, create_sessionmaker
 from shared.models import Execution
 from shared.settings import AnalyticsSettings
 from tests.integration.analytics_support import event, feed, rolled_up, stored, wait_stored
@@ -31,15 +30,6 @@ BURST = 20_000
 def settings(make_settings: Any) -> AnalyticsSettings:
     result: AnalyticsSettings = make_settings(AnalyticsSettings)
     return result
-
-
-@pytest.fixture
-async def sessions(
-    settings: AnalyticsSettings,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.resolved_database_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics.ingest.consumer import EventConsumer
-from shared.db import create_engine, create_sessionmaker
 from shared.events import ExecutionEvent
 from shared.models import Execution
 from shared.settings import AnalyticsSettings
@@ -28,15 +27,6 @@ from tests.integration.marketplace_support import public_api, subscribe
 def settings(make_settings: Any) -> AnalyticsSettings:
     result: AnalyticsSettings = make_settings(AnalyticsSettings)
     return result
-
-
-@pytest.fixture
-async def sessions(
-    settings: AnalyticsSettings,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.resolved_database_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 class CountingConsumer(EventConsumer):

@@ -24,7 +24,6 @@ from analytics.ingest.repository import store_executions
 from analytics.ingest.rollup import API_KEY, COUNTER_KEY
 from analytics.stats.histogram import MIN_MS, RELATIVE_ERROR, nearest_rank
 from analytics.stats.service import api_stats
-from shared.db import create_engine, create_sessionmaker
 from shared.events import ExecutionEvent
 from shared.models import Execution
 from shared.models.execution import ApiRollup, ExecutionRollup, LatencyRollup
@@ -49,15 +48,6 @@ def settings(make_settings: Any) -> AnalyticsSettings:
         AnalyticsSettings, batch_size=200, reconcile_interval_seconds=3600
     )
     return result
-
-
-@pytest.fixture
-async def sessions(
-    settings: AnalyticsSettings,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.resolved_database_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

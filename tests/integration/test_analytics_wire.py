@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics.ingest.consumer import EventConsumer
 from analytics.stats.service import api_stats
-from shared.db import create_engine, create_sessionmaker
 from shared.events import EVENT_FIELD, ExecutionEvent
 from shared.models import Execution
 from shared.models.execution import LatencyRollup
@@ -28,15 +26,6 @@ AWKWARD = ["/tab\there", "/new\nline\\and\\N", "\\N", "/caf\u00e9/\u2603", "/nul
 def settings(make_settings: Any) -> AnalyticsSettings:
     result: AnalyticsSettings = make_settings(AnalyticsSettings)
     return result
-
-
-@pytest.fixture
-async def sessions(
-    settings: AnalyticsSettings,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.resolved_database_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def _drain(consumer: EventConsumer) -> None:

@@ -19,7 +19,6 @@ from analytics.billing.service import period_bounds, period_of, previous_period
 from gateway.app import create_app as create_gateway
 from gateway.dataplane.limits import Limiter, Policy
 from shared.auth.api_keys import hash_key
-from shared.db import create_engine, create_sessionmaker
 from shared.events import KEYS_CHANNEL
 from shared.models import Execution, SubscriptionPlanPeriod, User
 from shared.settings import AnalyticsSettings, GatewaySettings
@@ -63,13 +62,6 @@ async def stack(
         transport = httpx.ASGITransport(app=gateway)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
-
-
-@pytest.fixture
-async def sessions(settings: GatewaySettings) -> AsyncIterator[Sessions]:
-    engine = create_engine(settings.resolved_database_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def _change(
