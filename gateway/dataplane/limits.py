@@ -306,7 +306,7 @@ class ScriptBatcher:
         self._connection = KeptConnection(redis)  # one batch at a time: one connection
 
     async def run(self, command: bytes) -> list[Any]:
-        """`command`: one EVALSHA of the script, packed (`evalsha`)."""
+        """`command`: one EVALSHA of the script, packed (`Limiter._command`)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((command, future))
         if self._draining is None:
@@ -435,8 +435,11 @@ class Limiter:
         rate = rate_state(bucket, ahead_ns / 1000) if bucket is not None else None
         return decide(policy, refused, rate, day_used, month_used, now, windows)
 
-    def _command(self, subscription_id: str, policy: Policy, windows: Windows, now: int) -> bytes:
-        """The packed EVALSHA that checks and counts one call of this subscription."""
+    def _command(
+        self, subscription_id: str, policy: Policy, windows: Windows, second: int
+    ) -> bytes:
+        """The packed EVALSHA that checks and counts one call of this subscription
+        during the whole second `second` (epoch seconds)."""
         keys = keys_for(self._prefix, subscription_id, windows)
         return pack(
             b"EVALSHA",
@@ -444,8 +447,8 @@ class Limiter:
             b"3",
             *keys,
             *_static_args(policy),
-            math.ceil(windows.day_end - now) + KEY_MARGIN_SECONDS,
-            math.ceil(windows.month_end - now) + KEY_MARGIN_SECONDS,
+            math.ceil(windows.day_end - second) + KEY_MARGIN_SECONDS,
+            math.ceil(windows.month_end - second) + KEY_MARGIN_SECONDS,
         )
 
     def _unavailable(self, policy: Policy, windows: Windows, exc: BaseException | None) -> Decision:
