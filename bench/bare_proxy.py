@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.dataplane.proxy import Upstream, forward
+from gateway.dataplane.proxy import Upstream, forward, upstream_target
 from gateway.dataplane.upstream import UpstreamPool
 from shared.http.request_id import new_request_id
 
@@ -31,12 +31,11 @@ class BareProxy:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        query = scope.get("query_string", b"").decode("latin-1")
         request_id = new_request_id()
         target = Upstream(
             host=self.host,
             port=self.port,
-            target=scope["path"] + (f"?{query}" if query else ""),
+            target=upstream_target(scope["path"].encode().lstrip(b"/"), scope),
             headers=[("X-Request-Id", request_id)],
             timeout_seconds=30.0,
             max_body_bytes=MAX_BODY_BYTES,
