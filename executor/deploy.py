@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from executor import repository
 from executor.build_context import prepare_context
 from executor.build_feed import BuildFeed
+from executor.dependencies import install_dependencies
 from executor.docker_adapter import PLATFORM_LABEL, ContainerSpec, DockerAdapter
 from executor.readiness import wait_until_ready
 from runtimes.registry import runtime_spec
-from shared.archive import ArchiveLimits
 from shared.blobs import BlobStore
 from shared.crypto import SecretBox, gateway_secret
 from shared.errors import VeilError
@@ -63,6 +63,13 @@ def container_name(deployment: Deployment) -> str:
 
 def labels_for_platform(settings: ExecutorSettings) -> dict[str, str]:
     return {PLATFORM_LABEL: "veil", "veil.instance": settings.instance_label}
+
+
+def ensure_networks(docker: DockerAdapter, settings: ExecutorSettings) -> None:
+    """The functions' network and the build sandboxes' (unless builds get none)."""
+    docker.ensure_network(settings.function_network, labels_for_platform(settings))
+    if settings.build_network != "none":
+        docker.ensure_network(settings.build_network, labels_for_platform(settings))
 
 
 def labels_for(
@@ -243,7 +250,9 @@ class Deployer:
         on_log: Callable[[str], None],
         build_log: deque[str],
     ) -> str:
-        builds_dir = self.settings.data_dir / "builds"
+        s = self.settings
+        deadline = time.monotonic() + s.build_timeout_seconds
+        builds_dir = s.data_dir / "builds"
         builds_dir.mkdir(parents=True, exist_ok=True)
         context_dir = Path(tempfile.mkdtemp(dir=builds_dir, prefix=f"{deployment.id}-"))
         try:
@@ -252,20 +261,32 @@ class Deployer:
                 self.blobs.open_path(version.sha256),
                 version.filename,
                 version.runtime,
-                self.settings.build_ca_bundle,
-                ArchiveLimits(),
+                s.build_ca_bundle,
+                s.archive_limits,
             )
-            labels = labels_for(self.settings, api, None)
+            labels = labels_for(s, api, None)
             runtime = runtime_spec(version.runtime)
             try:
+                # Tenant code (installs, the compile) runs in the sandbox; the
+                # image build after it only copies files.
+                install_dependencies(
+                    self.docker,
+                    s,
+                    version.runtime,
+                    context_dir,
+                    contract=version.contract,
+                    entry=version.entry,
+                    name=f"veil-build-{deployment.id}",
+                    labels=labels,
+                    deadline=deadline,
+                    on_log=on_log,
+                )
                 return self.docker.build(
                     context_dir,
                     image_tag(api, version),
-                    buildargs=runtime.buildargs(
-                        self.settings, version.contract, version.entry, labels
-                    ),
-                    memory_mb=self.settings.build_memory_limit_mb,
-                    timeout_seconds=self.settings.build_timeout_seconds,
+                    buildargs=runtime.buildargs(s, labels),
+                    memory_mb=s.build_memory_limit_mb,
+                    timeout_seconds=max(deadline - time.monotonic(), 1.0),
                     on_log=on_log,
                 )
             except VeilError as exc:

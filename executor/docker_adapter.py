@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -23,6 +23,9 @@ from docker.types import LogConfig, Ulimit
 from requests.exceptions import ConnectionError as RequestsConnectionError
 
 from shared.errors import NotFound, ServiceUnavailable, VeilError
+
+if TYPE_CHECKING:
+    from executor.docker_sandbox import Sandbox, SandboxSpec
 
 PLATFORM_LABEL = "veil.platform"
 CPU_PERIOD_US = 100_000  # the CFS default period
@@ -105,7 +108,7 @@ class ManagedContainer:
 
 
 @contextmanager
-def _translated(action: str) -> Iterator[None]:
+def translated(action: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.NotFound as exc:
@@ -116,7 +119,7 @@ def _translated(action: str) -> Iterator[None]:
         raise DockerUnavailable(f"{action}: the Docker Engine is not available ({exc}).") from exc
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STEP_CONTAINER = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 
 
@@ -166,7 +169,7 @@ class DockerAdapter:
 
     @classmethod
     def from_env(cls, timeout: int = 120) -> DockerAdapter:
-        with _translated("connect to Docker"):
+        with translated("connect to Docker"):
             client = docker.from_env(timeout=timeout)
             client.ping()
         return cls(client)
@@ -176,7 +179,7 @@ class DockerAdapter:
 
     def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         """A bridge for function containers where containers cannot talk to each other."""
-        with _translated("create network"):
+        with translated("create network"):
             if self._client.networks.list(names=[name]):
                 return
             try:
@@ -212,7 +215,7 @@ class DockerAdapter:
         step_containers: list[str] = []  # for telling an OOM kill from other failures
         since = int(time.time())
         watch = _BuildWatch(self._client.api)
-        with _translated("build image"):
+        with translated("build image"):
             stream = self._client.api.build(
                 path=str(context_dir),
                 tag=tag,
@@ -230,7 +233,7 @@ class DockerAdapter:
             try:
                 for chunk in stream:
                     if "stream" in chunk:
-                        for line in _ANSI.sub("", str(chunk["stream"])).splitlines():
+                        for line in ANSI_ESCAPE.sub("", str(chunk["stream"])).splitlines():
                             if line.strip():
                                 on_log(line)
                             if match := _STEP_CONTAINER.match(line):
@@ -240,7 +243,7 @@ class DockerAdapter:
                     if "error" in chunk:
                         message = str(chunk["error"]).strip()
                         on_log(message)
-                        if self._oom_killed(step_containers, since):
+                        if self.oom_killed(step_containers, since):
                             raise BuildFailed(
                                 f"The build ran out of memory (limit {memory_mb} MB) and was"
                                 f" killed: {message}",
@@ -269,15 +272,15 @@ class DockerAdapter:
                 image_id = self._client.images.get(tag).id
         return image_id
 
-    def _oom_killed(self, step_containers: list[str], since: int) -> bool:
-        """Did the kernel OOM-kill a process in one of this build's step containers?
+    def oom_killed(self, step_containers: list[str], since: int) -> bool:
+        """Did the kernel OOM-kill a process in one of these (build step) containers since then?
 
         A killed child often surfaces as the parent's exit 1 (npm, pip), so the exit
         code cannot tell; the engine's `oom` events can.
         """
         if not step_containers:
             return False
-        with _translated("read engine events"):
+        with translated("read engine events"):
             events = self._client.api.events(
                 since=since, until=int(time.time()) + 1, filters={"event": "oom"}, decode=True
             )
@@ -290,7 +293,7 @@ class DockerAdapter:
     def run(self, spec: ContainerSpec) -> str:
         """Start a container with the platform's baseline restrictions (DESIGN.md §5)."""
         memory = f"{spec.memory_mb}m"
-        with _translated("start container"):
+        with translated("start container"):
             container = self._client.containers.run(
                 spec.image,
                 spec.command,
@@ -323,19 +326,19 @@ class DockerAdapter:
 
     def set_cpus(self, container_id: str, cpus: float) -> None:
         """Change a running container's CPU limit (the CFS quota) in place."""
-        with _translated("update container"):
+        with translated("update container"):
             self._client.api.update_container(
                 container_id, cpu_period=CPU_PERIOD_US, cpu_quota=cpu_quota_us(cpus)
             )
 
     def ip_address(self, container_id: str, network: str) -> str:
-        with _translated("inspect container"):
+        with translated("inspect container"):
             container = self._client.containers.get(container_id)
             networks = container.attrs["NetworkSettings"]["Networks"]
             return str(networks[network]["IPAddress"])
 
     def state(self, container_id: str) -> ContainerState:
-        with _translated("inspect container"):
+        with translated("inspect container"):
             attrs: dict[str, Any] = self._client.api.inspect_container(container_id)["State"]
         return ContainerState(
             status=str(attrs.get("Status", "")),
@@ -346,14 +349,14 @@ class DockerAdapter:
         )
 
     def logs(self, container_id: str, tail: int) -> str:
-        with _translated("read container logs"):
+        with translated("read container logs"):
             raw = self._client.api.logs(container_id, stdout=True, stderr=True, tail=tail)
         return bytes(raw).decode("utf-8", "replace")
 
     def remove_container(self, container_id: str, stop_timeout: int = 5) -> None:
         """Stop (SIGTERM, then SIGKILL after `stop_timeout`) and remove; gone already is fine."""
         try:
-            with _translated("remove container"):
+            with translated("remove container"):
                 container = self._client.containers.get(container_id)
                 if container.status == "running":
                     container.stop(timeout=stop_timeout)
@@ -363,14 +366,14 @@ class DockerAdapter:
 
     def find_containers(self, labels: dict[str, str]) -> list[str]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        with _translated("list containers"):
+        with translated("list containers"):
             return [c.id for c in self._client.containers.list(all=True, filters=filters)]
 
     def managed_containers(self, labels: dict[str, str]) -> list[ManagedContainer]:
         """Every container (running or not) carrying all of `labels`, with its state."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         out = []
-        with _translated("list containers"):
+        with translated("list containers"):
             for container in self._client.containers.list(all=True, filters=filters):
                 attrs: dict[str, Any] = container.attrs.get("State", {})
                 out.append(
@@ -391,7 +394,7 @@ class DockerAdapter:
 
     def usage(self, container_id: str) -> ContainerUsage:
         """One sample of live usage (takes about a second: the engine measures CPU over it)."""
-        with _translated("read container stats"):
+        with translated("read container stats"):
             try:
                 stats = self._client.api.stats(container_id, stream=False)
             except ValueError as exc:  # requests' JSONDecodeError: the engine sent no stats
@@ -403,22 +406,22 @@ class DockerAdapter:
         return _usage_from_stats(stats)
 
     def restart(self, container_id: str, stop_timeout: int = 5) -> None:
-        with _translated("restart container"):
+        with translated("restart container"):
             self._client.containers.get(container_id).restart(timeout=stop_timeout)
 
     def start_existing(self, container_id: str) -> None:
-        with _translated("start container"):
+        with translated("start container"):
             self._client.containers.get(container_id).start()
 
     def find_images(self, labels: dict[str, str]) -> list[str]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        with _translated("list images"):
+        with translated("list images"):
             return [i.id for i in self._client.images.list(filters=filters)]
 
     def tags_by_version(self, labels: dict[str, str], repository: str) -> dict[int, str]:
         """The tags `<repository>:v<N>` of the images carrying `labels`, keyed by N."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        with _translated("list images"):
+        with translated("list images"):
             images = self._client.images.list(name=repository, filters=filters)
         out: dict[int, str] = {}
         for image in images:
@@ -430,14 +433,24 @@ class DockerAdapter:
 
     def remove_image(self, image: str) -> None:
         try:
-            with _translated("remove image"):
+            with translated("remove image"):
                 self._client.images.remove(image, force=True, noprune=False)
         except NotFound:
             return
 
+    def sandbox(self, spec: SandboxSpec) -> Sandbox:
+        """Start a build sandbox (executor/docker_sandbox.py); the caller removes it."""
+        from executor.docker_sandbox import Sandbox  # it builds on this module's helpers
+
+        return Sandbox(self._client, spec)
+
+    def image_id(self, image: str) -> str:
+        with translated("inspect image"):
+            return str(self._client.images.get(image).id)
+
     def image_exists(self, image: str) -> bool:
         try:
-            with _translated("inspect image"):
+            with translated("inspect image"):
                 self._client.images.get(image)
         except NotFound:
             return False

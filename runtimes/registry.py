@@ -13,9 +13,14 @@ Build context (assembled by `executor.build_context.prepare_context`)::
     build-ca.crt   the CA bundle trusted during dependency installation (may be empty)
     shim/          runtimes/<runtime>/shim/: Veil's files, outside the user's src/
     src/           the user's project root
+    deps.tar       what runtimes/<runtime>/install.sh produced in the build
+                   sandbox (executor/dependencies.py), sanitised
 
-In the image the user's project is /app and the shim /opt/veil/shim, which no
-user file can replace. Go is compiled in the build; its image holds /app/server.
+Every step that can run tenant code (a dependency install, a compile) runs in
+the build sandbox, as `install.sh` with the `install_*` fields below; the image
+build only copies files. In the image the user's project is /app and the shim
+/opt/veil/shim, which no user file can replace. Go is compiled in the sandbox;
+its image holds /app/server.
 """
 
 from __future__ import annotations
@@ -58,6 +63,14 @@ class RuntimeSpec:
     manifests: tuple[str, ...]  # copied from the project root to the context root
     server_command: tuple[str, ...]  # argv prefix; the entry path is appended (if any)
     handler_command: tuple[str, ...]  # argv prefix; the entry path is appended (if any)
+    # The build sandbox: what install.sh writes (tarred into deps.tar), the
+    # writable paths it needs besides /tmp and /veil, the context entries it reads
+    # from /veil/in, and whether its result depends on the manifests alone (so one
+    # install serves every build with the same ones).
+    install_output: str
+    install_mounts: tuple[str, ...]
+    install_inputs: tuple[str, ...]
+    install_cacheable: bool
     entry_in_command: bool = True  # False for compiled runtimes: the binary is fixed
 
     @property
@@ -71,6 +84,29 @@ class RuntimeSpec:
     @property
     def shim_dir(self) -> Path:
         return self.directory / "shim"
+
+    @property
+    def install_script(self) -> Path:
+        return self.directory / "install.sh"
+
+    def needs_install(self, context_dir: Path) -> bool:
+        """Whether this build has anything for the sandbox to do (Go always compiles)."""
+        if not self.install_cacheable:
+            return True
+        return (context_dir / self.manifests[0]).stat().st_size > 0
+
+    def install_env(self, settings: ExecutorSettings, contract: str, entry: str) -> dict[str, str]:
+        """Validated values install.sh reads from its environment."""
+        if self.name != "go":
+            return {}
+        return {
+            "VEIL_CONTRACT": _contract(contract),
+            "VEIL_PACKAGE": go_package(entry),
+            "VEIL_GOPROXY": settings.go_proxy,
+        }
+
+    def install_needs_network(self, settings: ExecutorSettings) -> bool:
+        return self.name != "go" or settings.go_proxy != "off"
 
     def base_image(self, settings: ExecutorSettings) -> str:
         value = getattr(settings, self.base_image_setting)
@@ -86,13 +122,7 @@ class RuntimeSpec:
             return list(prefix)
         return [*prefix, f"{APP_DIR}/{entry}"]
 
-    def buildargs(
-        self,
-        settings: ExecutorSettings,
-        contract: str,
-        entry: str,
-        labels: Mapping[str, str],
-    ) -> dict[str, str]:
+    def buildargs(self, settings: ExecutorSettings, labels: Mapping[str, str]) -> dict[str, str]:
         """Build args for this runtime's Dockerfile (only those it declares).
 
         `labels` become the image's labels (see IMAGE_LABEL_ARGS); a label the
@@ -103,12 +133,6 @@ class RuntimeSpec:
             raise ValueError(f"no build arg carries the image labels {unknown}")
         args = {"BASE_IMAGE": self.base_image(settings)}
         args |= {arg: labels.get(label, "") for label, arg in IMAGE_LABEL_ARGS.items()}
-        if self.name == "go":
-            args |= {
-                "VEIL_CONTRACT": _contract(contract),
-                "VEIL_PACKAGE": go_package(entry),
-                "VEIL_GOPROXY": settings.go_proxy,
-            }
         return args
 
 
@@ -119,6 +143,10 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         manifests=("requirements.txt",),
         server_command=("python3",),
         handler_command=("python3", f"{SHIM_DIR}/veil_shim.py"),
+        install_output="/opt/veil/venv",
+        install_mounts=("/opt/veil/venv",),
+        install_inputs=("requirements.txt", "build-ca.crt"),
+        install_cacheable=True,
     ),
     "node": RuntimeSpec(
         name="node",
@@ -126,6 +154,10 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         manifests=("package.json", "package-lock.json"),
         server_command=("node",),
         handler_command=("node", f"{SHIM_DIR}/veil_shim.cjs"),
+        install_output="/app/node_modules",
+        install_mounts=("/app",),
+        install_inputs=("package.json", "package-lock.json", "build-ca.crt"),
+        install_cacheable=True,
     ),
     "go": RuntimeSpec(
         name="go",
@@ -133,6 +165,10 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         manifests=("go.mod", "go.sum"),
         server_command=(f"{APP_DIR}/server",),
         handler_command=(f"{APP_DIR}/server",),
+        install_output="/veil/out",
+        install_mounts=(),
+        install_inputs=("src", "shim", "build-ca.crt"),
+        install_cacheable=False,
         entry_in_command=False,
     ),
 }

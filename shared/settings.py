@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.archive import ArchiveLimits
+
 
 class CommonSettings(BaseSettings):
     # hide_input_in_errors: a validation error must not print the secrets below.
@@ -28,6 +30,16 @@ class CommonSettings(BaseSettings):
     executor_url: str = "http://127.0.0.1:8081"
     analytics_url: str = "http://127.0.0.1:8082"
     log_level: str = "INFO"
+    # What an upload may unpack to: checked by the gateway on upload and again by
+    # the executor when it unpacks the same upload for a build.
+    max_archive_files: int = 2000
+    max_archive_bytes: int = 200 * 1024 * 1024
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        return ArchiveLimits(
+            max_files=self.max_archive_files, max_total_bytes=self.max_archive_bytes
+        )
 
     @property
     def resolved_database_url(self) -> str:
@@ -41,8 +53,6 @@ class GatewaySettings(CommonSettings):
     bcrypt_rounds: int = 12
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     max_upload_bytes: int = 50 * 1024 * 1024
-    max_archive_files: int = 2000
-    max_archive_bytes: int = 200 * 1024 * 1024
     build_queue: str = "veil-builds"
     public_gateway_url: str = "http://localhost:8000"
     # Admin-set ceilings for what a developer may ask for per API.
@@ -88,8 +98,20 @@ class ExecutorSettings(CommonSettings):
     start_timeout_seconds: float = 30.0
     # CPUs a container may use until it first answers (0: no boost); then its own limit.
     startup_cpu_boost: float = 2.0
+    # Builds: steps that can run tenant code (dependency installs, the Go compile)
+    # run in a build sandbox (executor/docker_sandbox.py) with these limits. The
+    # disk limit is the size of each writable path there (tmpfs: it is RAM, and
+    # counted in the sandbox's memory on top of build_memory_limit_mb).
     build_timeout_seconds: float = 600.0
     build_memory_limit_mb: int = 1024
+    build_disk_limit_mb: int = 1024
+    build_cpu_limit: float = 1.0
+    build_pids_limit: int = 512
+    # The network build sandboxes join (egress policy as for functions); "none":
+    # no network at all (dependencies must then be vendored).
+    build_network: str = "veil-builds"
+    # Dependency installs kept for reuse (same manifests, same base image), newest first.
+    deps_cache_max_mb: int = 4096
     drain_seconds: float = 2.0
     log_tail_lines: int = 50
     reconcile_interval_seconds: float = 10.0

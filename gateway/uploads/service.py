@@ -50,9 +50,7 @@ async def create_version(
     user: User,
     received: ReceivedUpload,
 ) -> ApiVersion:
-    limits = ArchiveLimits(
-        max_files=settings.max_archive_files, max_total_bytes=settings.max_archive_bytes
-    )
+    limits = settings.archive_limits
     forced = received.fields.get("runtime") or None
     manifest, detection = await asyncio.to_thread(
         inspect_upload, received, limits, forced, blobs.tmp_dir

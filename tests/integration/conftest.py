@@ -13,7 +13,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor.deploy import Deployer
+from executor.deploy import Deployer, ensure_networks
 from executor.docker_adapter import DockerAdapter
 from gateway.app import create_app
 from shared.db import create_engine, create_sessionmaker
@@ -152,7 +152,7 @@ async def deployer(
     )
     engine = create_engine(settings.resolved_database_url)
     adapter = DockerAdapter.from_env()
-    adapter.ensure_network(settings.function_network, {"veil.platform": "veil"})
+    ensure_networks(adapter, settings)
     redis = SyncRedis.from_url(settings.redis_url)
     yield Deployer(settings, create_sessionmaker(engine), adapter, redis)
     redis.close()

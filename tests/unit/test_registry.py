@@ -97,7 +97,7 @@ def test_unknown_contract_and_runtime_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown runtime"):
         runtime_spec("ruby")
     with pytest.raises(ValueError, match="unknown contract"):
-        runtime_spec("go").buildargs(settings(), "Server", "main.go", {})
+        runtime_spec("go").install_env(settings(), "Server", "main.go")
 
 
 def test_validated_entry_and_go_package() -> None:
@@ -122,25 +122,29 @@ def test_buildargs_name_the_configured_base_image() -> None:
         "VEIL_API_ID": "a1",
         "VEIL_API_SLUG": "",
     }
-    assert runtime_spec("python").buildargs(custom, "server", "main.py", labels) == {
+    assert runtime_spec("python").buildargs(custom, labels) == {
         "BASE_IMAGE": "python:3.11-slim",
         **label_args,
     }
-    assert runtime_spec("node").buildargs(custom, "handler", "handler.js", labels) == {
+    assert runtime_spec("node").buildargs(custom, labels) == {
         "BASE_IMAGE": "node:18-bookworm-slim",
         **label_args,
     }
-    assert runtime_spec("go").buildargs(custom, "server", "cmd/api/main.go", labels) == {
+    assert runtime_spec("go").buildargs(custom, labels) == {
         "BASE_IMAGE": "golang:1.22-bookworm",
         **label_args,
+    }
+    # What the Go compile in the build sandbox is told, as validated values.
+    assert runtime_spec("go").install_env(custom, "server", "cmd/api/main.go") == {
         "VEIL_CONTRACT": "server",
         "VEIL_PACKAGE": "./cmd/api",
         "VEIL_GOPROXY": "https://proxy.golang.org,direct",
     }
+    assert runtime_spec("python").install_env(custom, "server", "main.py") == {}
     assert settings().go_proxy == "off"
     # A label no Dockerfile has an argument for is refused, not silently dropped.
     with pytest.raises(ValueError, match="no build arg carries the image labels"):
-        runtime_spec("python").buildargs(custom, "server", "main.py", {"veil.version": "3"})
+        runtime_spec("python").buildargs(custom, {"veil.version": "3"})
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
@@ -153,7 +157,7 @@ def test_image_labels_are_one_label_step_before_the_code(name: str) -> None:
         for line in final_stage.splitlines()
         if line and not line[0].isspace() and not line.startswith("#")
     ]
-    assert instructions[-1] == "COPY"
+    assert instructions[-1] in ("COPY", "ADD")  # the code (Go: the binary, its only code)
     assert instructions[-2] == "LABEL"
     assert instructions.count("LABEL") == 1
     for label, arg in IMAGE_LABEL_ARGS.items():
@@ -166,16 +170,29 @@ def test_each_runtime_is_complete_and_consistent(name: str) -> None:
     assert spec.name == name
     dockerfile = spec.dockerfile.read_text()
     # Every argument the Dockerfile is given is declared by it (no "not consumed" noise).
-    for arg in spec.buildargs(settings(), "server", "main.x", {}):
+    for arg in spec.buildargs(settings(), {}):
         assert re.search(rf"^ARG {arg}\b", dockerfile, re.MULTILINE), arg
     # The shim is copied where the handler command expects it, and the command's
     # shim file exists in runtimes/<name>/shim.
-    assert f"COPY shim/ {SHIM_DIR}/" in dockerfile
+    # (Go compiles its shim into the binary in the build sandbox instead.)
+    if "shim" in spec.install_inputs:
+        assert "/veil/in/shim/" in spec.install_script.read_text()
+    else:
+        assert f"COPY shim/ {SHIM_DIR}/" in dockerfile
     for part in spec.command("handler", "handler.x"):
         if part.startswith(SHIM_DIR + "/"):
             assert (spec.shim_dir / part.removeprefix(SHIM_DIR + "/")).is_file()
+    # The sandbox's install script reads every manifest, and the image takes its output.
+    install = spec.install_script.read_text()
     for manifest in spec.manifests:
-        assert manifest in dockerfile
+        assert manifest in install or "/veil/in/src/" in install, manifest
+    for name in spec.install_inputs:
+        assert f"/veil/in/{name}" in install, name
+    assert spec.install_output in install
+    assert "ADD deps.tar " in dockerfile
+    # No step of the image build runs anything but Veil's own setuid sweep.
+    runs = [line for line in dockerfile.splitlines() if line.startswith("RUN ")]
+    assert runs in ([], ["RUN find / -xdev -type f -perm /6000 -exec chmod ug-s {} +"]), runs
     # The base image setting exists, and its default is what base_images.sh builds.
     field = ExecutorSettings.model_fields[spec.base_image_setting]
     env = f"VEIL_{spec.base_image_setting.upper()}"
