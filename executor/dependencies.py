@@ -83,7 +83,7 @@ def install_dependencies(
         pids_limit=settings.build_pids_limit,
         nofile=settings.nofile_limit,
         writable=spec.install_mounts,
-        env=spec.install_env(settings, contract, entry),
+        env=spec.install_env(settings, contract, entry) | _proxy_env(docker, settings, network),
     )
     _run_sandboxed(docker, settings, spec, sandbox_spec, context_dir, deadline, on_log)
     if cached is not None:
@@ -144,7 +144,8 @@ def _failure(
     s = sandbox.spec
     if docker.oom_killed([sandbox.id], since):
         return BuildFailed(
-            f"{what} ran out of memory (limit {s.memory_mb} MB) and was killed.",
+            f"{what} ran out of memory (limit {s.memory_mb} MB, plus {s.disk_mb} MB for its"
+            " files) and was killed.",
             code="build_out_of_memory",
         )
     full = _full_mounts(sandbox)
@@ -168,6 +169,17 @@ def _full_mounts(sandbox: Sandbox) -> list[str]:
         if len(fields) >= 6 and fields[3].isdigit() and int(fields[3]) < 1024:
             full.append(fields[5])
     return full
+
+
+def _proxy_env(
+    docker: DockerAdapter, settings: ExecutorSettings, network: str | None
+) -> dict[str, str]:
+    """The build proxy (executor/build_proxy.py) for pip, npm and go: the only way out."""
+    if network is None:
+        return {}
+    proxy = f"http://{docker.network_gateway(network)}:{settings.build_proxy_port}"
+    names = ("HTTPS_PROXY", "https_proxy", "npm_config_https_proxy", "npm_config_proxy")
+    return dict.fromkeys(names, proxy) | {"NO_PROXY": "", "no_proxy": ""}
 
 
 def _timed_out(timeout: float) -> BuildFailed:

@@ -21,7 +21,7 @@ from pathlib import Path
 from redis import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor import repository
+from executor import egress, repository
 from executor.build_context import prepare_context
 from executor.build_feed import BuildFeed
 from executor.dependencies import install_dependencies
@@ -65,11 +65,17 @@ def labels_for_platform(settings: ExecutorSettings) -> dict[str, str]:
     return {PLATFORM_LABEL: "veil", "veil.instance": settings.instance_label}
 
 
-def ensure_networks(docker: DockerAdapter, settings: ExecutorSettings) -> None:
-    """The functions' network and the build sandboxes' (unless builds get none)."""
+def prepare_networks(docker: DockerAdapter, settings: ExecutorSettings) -> None:
+    """The functions' network and the build sandboxes' (unless builds get none), and
+    the egress policy on both (executor/egress.py); idempotent."""
     docker.ensure_network(settings.function_network, labels_for_platform(settings))
     if settings.build_network != "none":
         docker.ensure_network(settings.build_network, labels_for_platform(settings))
+    plan = egress.plan_for(settings, docker)
+    if plan is None:
+        log.warning("VEIL_EGRESS_POLICY=off: tenant egress is not restricted on this host")
+        return
+    egress.apply(plan)
 
 
 def labels_for(

@@ -193,6 +193,19 @@ class DockerAdapter:
                 if exc.status_code != 409:  # created concurrently by another worker
                     raise
 
+    def network_gateway(self, name: str) -> str:
+        """The host's address on a bridge network (its gateway)."""
+        with translated("inspect network"):
+            config = self._client.networks.get(name).attrs["IPAM"]["Config"][0]
+        return str(config["Gateway"])
+
+    def bridge_name(self, name: str) -> str:
+        """The host interface of a bridge network (what the host firewall matches)."""
+        with translated("inspect network"):
+            attrs = self._client.networks.get(name).attrs
+        options = attrs.get("Options") or {}
+        return str(options.get("com.docker.network.bridge.name") or f"br-{attrs['Id'][:12]}")
+
     def build(
         self,
         context_dir: Path,

@@ -49,8 +49,8 @@ class SandboxSpec:
     name: str
     labels: dict[str, str]
     network: str | None  # None: no network at all
-    memory_mb: int  # for the processes; the tmpfs contents are added on top
-    disk_mb: int  # each writable path's size
+    memory_mb: int  # for the processes
+    disk_mb: int  # for the files they write, in all (and each writable path's size)
     cpus: float
     pids_limit: int
     nofile: int
@@ -67,10 +67,10 @@ class Sandbox:
         self._removed = threading.Event()
         options = f"rw,exec,nosuid,nodev,size={spec.disk_mb}m,mode=1777"
         mounts = {path: options for path in ("/tmp", "/veil", *spec.writable)}  # noqa: S108
-        # tmpfs pages are charged to the container's memory: processes get
-        # memory_mb, and what they write may use up to disk_mb per mount on top
-        # (the total is still one hard limit).
-        memory = (spec.memory_mb + spec.disk_mb * len(mounts)) * 1024 * 1024
+        # tmpfs pages are charged to the container's memory, so the files share
+        # one hard limit with the processes: memory_mb for them plus disk_mb for
+        # what is written (any one path may hold all of it, together no more).
+        memory = (spec.memory_mb + spec.disk_mb) * 1024 * 1024
         with translated("start build sandbox"):
             self.id = str(
                 client.containers.run(

@@ -24,7 +24,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor import repository
-from executor.deploy import Deployer, DeployFailed, labels_for_platform
+from executor.deploy import Deployer, DeployFailed, labels_for_platform, prepare_networks
 from executor.docker_adapter import ManagedContainer
 from shared.errors import VeilError
 from shared.events import ROUTES_CHANNEL
@@ -181,6 +181,9 @@ class Reconciler:
 async def reconcile_forever(reconciler: Reconciler, interval: float) -> None:
     while True:
         try:
+            # Networks and firewall rules too: lost to a reboot, a dockerd restart
+            # or a recreated network, they come back within one interval.
+            await asyncio.to_thread(prepare_networks, reconciler.docker, reconciler.settings)
             await reconciler.run_once()
         except asyncio.CancelledError:
             raise

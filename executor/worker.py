@@ -15,7 +15,7 @@ from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from executor.deploy import Deployer, ensure_networks
+from executor.deploy import Deployer, prepare_networks
 from executor.docker_adapter import DockerAdapter
 from executor.reconciler import Reconciler
 from runtimes.registry import RUNTIMES
@@ -59,7 +59,7 @@ def main() -> int:
     queue = Queue(settings.build_queue, connection=redis)
     try:
         docker = DockerAdapter.from_env()
-        ensure_networks(docker, settings)
+        prepare_networks(docker, settings)
         for runtime in RUNTIMES.values():
             if not docker.image_exists(runtime.base_image(settings)):
                 log.error(

@@ -115,6 +115,10 @@ def main() -> int:
                 continue
             children.start(Child(name, [*uvicorn, factory, "--port", str(port)]), env, data_dir)
         children.start(Child("worker", [sys.executable, "-m", "executor.worker"]), env, data_dir)
+        # The build sandboxes' only way to the package indexes (executor/build_proxy.py).
+        children.start(
+            Child("build-proxy", [sys.executable, "-m", "executor.build_proxy"]), env, data_dir
+        )
         for name, _factory, port in services:
             wait_http(f"http://127.0.0.1:{port}/healthz", name, children)
 

@@ -7,6 +7,7 @@ created at startup and handed to the app factory, never read at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -110,6 +111,27 @@ class ExecutorSettings(CommonSettings):
     # The network build sandboxes join (egress policy as for functions); "none":
     # no network at all (dependencies must then be vendored).
     build_network: str = "veil-builds"
+    # Build sandboxes reach the network only through the build proxy
+    # (executor/build_proxy.py, on the build network's gateway), which tunnels
+    # HTTPS to these hosts only (plus the host of go_proxy).
+    build_proxy_port: int = 3128
+    build_allowed_hosts: list[str] = Field(
+        default=[
+            "pypi.org",
+            "files.pythonhosted.org",
+            "registry.npmjs.org",
+            "proxy.golang.org",
+            "sum.golang.org",
+        ]
+    )
+    # Tenant egress (executor/egress.py), for functions: "public" (the internet,
+    # never private, link-local, CGNAT, loopback or this host's own networks),
+    # "none" (nothing but the DNS resolvers), or "off" (not managed: unsafe,
+    # for hosts whose firewall someone else runs). Builds always get only the proxy.
+    egress_policy: Literal["public", "none", "off"] = "public"
+    # Exceptions, for functions and builds alike: "10.1.2.3", "10.1.0.0/16" or
+    # "10.1.2.3:5432" (TCP port), e.g. a database tenants are meant to use.
+    egress_allow: list[str] = Field(default=[])
     # Dependency installs kept for reuse (same manifests, same base image), newest first.
     deps_cache_max_mb: int = 4096
     drain_seconds: float = 2.0

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -13,10 +21,11 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor.deploy import Deployer, ensure_networks
+from executor.deploy import Deployer, prepare_networks
 from executor.docker_adapter import DockerAdapter
 from gateway.app import create_app
 from shared.db import create_engine, create_sessionmaker
+from shared.errors import VeilError
 from shared.models import Deployment
 from shared.settings import ExecutorSettings, GatewaySettings
 from tests.conftest import asgi_client
@@ -136,12 +145,55 @@ def docker_client(instance_label: str) -> Iterator[docker.DockerClient]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def build_proxy_port() -> Iterator[int]:
+    """The build proxy (executor/build_proxy.py) as `make run` starts it, on a port of
+    the tests' own, for every test that builds; stopped by its pid at the end."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {
+        **os.environ,
+        "VEIL_BUILD_PROXY_PORT": str(port),
+        "VEIL_JWT_SECRET": secrets.token_urlsafe(32),
+        "VEIL_SERVICE_TOKEN": secrets.token_urlsafe(32),
+        "VEIL_SECRETS_KEY": secrets.token_urlsafe(32),
+    }
+    # Its log to a file (a pipe nobody reads could fill up and stall it).
+    log = (Path(tempfile.gettempdir()) / f"veil-test-build-proxy-{port}.log").open("wb")
+    proxy = subprocess.Popen([sys.executable, "-m", "executor.build_proxy"], env=env, stderr=log)
+    try:
+        _wait_until_listening(proxy, ExecutorSettings.model_fields["build_network"].default, port)
+        yield port
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        log.close()
+
+
+def _wait_until_listening(proxy: subprocess.Popen[bytes], network: str, port: int) -> None:
+    """Until the proxy answers on the gateway address of `network` (which it creates)."""
+    adapter = DockerAdapter.from_env()
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            assert proxy.poll() is None, f"the build proxy exited ({proxy.returncode})"
+            with contextlib.suppress(OSError, VeilError):
+                socket.create_connection((adapter.network_gateway(network), port), 1).close()
+                return
+            assert time.monotonic() < deadline, "the build proxy did not start"
+            time.sleep(0.1)
+    finally:
+        adapter.close()
+
+
 @pytest.fixture
 async def deployer(
     make_settings: Any,
     gateway_settings: GatewaySettings,
     instance_label: str,
     docker_client: docker.DockerClient,
+    build_proxy_port: int,
 ) -> AsyncIterator[Deployer]:
     settings: ExecutorSettings = make_settings(
         ExecutorSettings,
@@ -149,10 +201,11 @@ async def deployer(
         data_dir=gateway_settings.data_dir,
         start_timeout_seconds=15,
         drain_seconds=0.1,
+        build_proxy_port=build_proxy_port,
     )
     engine = create_engine(settings.resolved_database_url)
     adapter = DockerAdapter.from_env()
-    ensure_networks(adapter, settings)
+    prepare_networks(adapter, settings)
     redis = SyncRedis.from_url(settings.redis_url)
     yield Deployer(settings, create_sessionmaker(engine), adapter, redis)
     redis.close()
