@@ -24,8 +24,9 @@ async def deploy(
     idempotency_key: str | None = None,
 ) -> DeployOut:
     ensure_not_suspended(api)
+    api_id = api.id  # read now: a rollback below expires `api`, and async cannot reload it
     if idempotency_key is not None:
-        earlier = await repository.find_by_idempotency_key(session, api.id, idempotency_key)
+        earlier = await repository.find_by_idempotency_key(session, api_id, idempotency_key)
         if earlier is not None:
             return _replayed(earlier, version_number)
     if version_number is None:
@@ -53,7 +54,7 @@ async def deploy(
     except IntegrityError:  # the same key raced in from a concurrent retry
         await session.rollback()
         assert idempotency_key is not None
-        earlier = await repository.find_by_idempotency_key(session, api.id, idempotency_key)
+        earlier = await repository.find_by_idempotency_key(session, api_id, idempotency_key)
         if earlier is None:
             raise
         return _replayed(earlier, version_number)

@@ -77,6 +77,18 @@ async def active_keys(session: AsyncSession, subscription_id: str) -> Sequence[A
     return result.scalars().all()
 
 
+async def lock_subscription(session: AsyncSession, subscription_id: str) -> None:
+    """Hold the subscription's row until the transaction ends: concurrent key creations
+    for it then count and insert one after the other (a no-op UPDATE takes the row lock
+    on PostgreSQL and the write lock on SQLite, where a SELECT ... FOR UPDATE would not)."""
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.id == subscription_id)
+        .values(status=Subscription.status)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def count_active_keys(session: AsyncSession, subscription_id: str) -> int:
     result = await session.execute(
         select(func.count())

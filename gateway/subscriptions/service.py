@@ -175,6 +175,7 @@ async def issue_key(
     session: AsyncSession, subscription: Subscription, name: str | None
 ) -> tuple[ApiKey, str]:
     _require_active(subscription)
+    await repository.lock_subscription(session, subscription.id)
     if await repository.count_active_keys(session, subscription.id) >= MAX_ACTIVE_KEYS:
         raise Conflict(
             f"A subscription has at most {MAX_ACTIVE_KEYS} active keys; revoke one first.",
