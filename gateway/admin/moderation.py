@@ -13,6 +13,7 @@ from gateway.admin.schemas import (
     AdminApiPage,
     AdminUserOut,
     AdminUserPage,
+    RoleIn,
     SuspendIn,
 )
 from gateway.deps import Admin, Session, State
@@ -97,6 +98,18 @@ async def unsuspend_user(
     (they stay stopped until their owner starts them). Idempotent."""
     user = await suspensions.user_or_404(session, user_id)
     fallout = await suspensions.unsuspend_user(session, admin, user)
+    await suspensions.carry_out(session, state.builds, state.redis, fallout)
+    return user_out(user, await repository.count_apis(session, user.id))
+
+
+@router.post("/users/{user_id}/role")
+async def change_role(
+    user_id: str, body: RoleIn, admin: Admin, session: Session, state: State
+) -> AdminUserOut:
+    """Grant or take a role (`developer`, `consumer`, `admin`); effective at once on the
+    control plane and the data plane. Not away from your own admin account (409)."""
+    user = await suspensions.user_or_404(session, user_id)
+    fallout = suspensions.change_role(session, admin, user, body.role)
     await suspensions.carry_out(session, state.builds, state.redis, fallout)
     return user_out(user, await repository.count_apis(session, user.id))
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +11,12 @@ class SuspendIn(BaseModel):
 
     # Shown to the API's owner; keep it to what they may read.
     reason: str | None = Field(default=None, max_length=500)
+
+
+class RoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["developer", "consumer", "admin"]
 
 
 class AdminUserOut(BaseModel):

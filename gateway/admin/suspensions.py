@@ -167,6 +167,27 @@ async def unsuspend_user(session: AsyncSession, admin: User, user: User) -> Fall
     )
 
 
+def change_role(session: AsyncSession, admin: User, user: User, role: str) -> Fallout:
+    """Grant or take a role. The data plane forgets the account's cached state, so a
+    demoted admin's access tokens stop reaching other owners' APIs at once."""
+    if user.id == admin.id and role != "admin":
+        raise Conflict("You cannot take the admin role from yourself.", code="cannot_demote_self")
+    if user.role == role:
+        return Fallout()
+    audit.record(
+        session,
+        admin,
+        "user.role",
+        "user",
+        user.id,
+        email=user.email,
+        previous=user.role,
+        role=role,
+    )
+    user.role = role
+    return Fallout(user_ids=[user.id])
+
+
 async def carry_out(
     session: AsyncSession, builds: BuildQueue, redis: Redis, fallout: Fallout
 ) -> None:

@@ -65,13 +65,16 @@ async def identify(
     if token is None:
         raise Unauthorized("Send your API key in the 'X-API-Key' header.", code="missing_api_key")
     claims = decode_access_token(token, jwt_secret)
-    if claims.user_id != route.owner_id and claims.role != "admin":
+    # The role and state the account has now, not the token's claims from when it
+    # was issued: a demoted admin or a suspended owner is refused at once.
+    account = await accounts.get(claims.user_id)
+    if account is not None and not account.usable:
+        raise Forbidden(
+            "This account is suspended by the platform's admins.", code="account_suspended"
+        )
+    if account is None or (claims.user_id != route.owner_id and account.role != "admin"):
         raise Forbidden(
             "Only the API's owner calls it with an access token; subscribe to get an API key.",
             code="not_subscribed",
-        )
-    if not await accounts.usable(claims.user_id):
-        raise Forbidden(
-            "This account is suspended by the platform's admins.", code="account_suspended"
         )
     return Caller(claims.user_id, None)

@@ -358,6 +358,51 @@ async def test_a_suspended_admin_s_token_stops_on_the_data_plane_at_once(
     assert (await eventually(plane, path, other_admin, 200)).status_code == 200
 
 
+async def test_a_demoted_admin_s_token_stops_reaching_other_apis_at_once(
+    gateway: httpx.AsyncClient, sessions: Sessions, plane: httpx.AsyncClient, upstream: str
+) -> None:
+    """The token still says `admin` for up to 15 minutes; the data plane asks the account."""
+    admin, admin_id = await admin_headers(gateway, sessions)
+    _, other_id = await admin_headers(gateway, sessions)
+    async with sessions() as session:
+        other = await session.get(User, other_id)
+        assert other is not None
+        email = other.email
+    login = await gateway.post(
+        "/api/v1/auth/login", json={"email": email, "password": "correct horse"}
+    )
+    other_admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    provider = await signup(gateway)
+    api = await _serving_api(gateway, sessions, provider, upstream, "Guarded")
+    path = f"/{api['slug']}/x"
+    assert (await plane.get(path, headers=other_admin)).status_code == 200  # now cached
+
+    demoted = await gateway.post(
+        f"{ADMIN}/users/{other_id}/role", json={"role": "developer"}, headers=admin
+    )
+    assert demoted.status_code == 200, demoted.text
+    assert demoted.json()["role"] == "developer"
+    refused = await eventually(plane, path, other_admin, 403)
+    assert_error(refused, 403, "not_subscribed")
+    # The control plane agrees: the same token is no admin's any more.
+    assert_error(await gateway.get(f"{ADMIN}/users", headers=other_admin), 403)
+    # An admin keeps their own role; a role that does not exist is a 422.
+    own = await gateway.post(
+        f"{ADMIN}/users/{admin_id}/role", json={"role": "consumer"}, headers=admin
+    )
+    assert_error(own, 409, "cannot_demote_self")
+    assert_error(
+        await gateway.post(f"{ADMIN}/users/{other_id}/role", json={"role": "root"}, headers=admin),
+        422,
+    )
+    entry = (await audit_entries(gateway, admin))[0]
+    assert (entry["action"], entry["details"]["previous"], entry["details"]["role"]) == (
+        "user.role",
+        "admin",
+        "developer",
+    )
+
+
 async def test_admin_lists_users_and_apis_a_page_at_a_time(
     gateway: httpx.AsyncClient, sessions: Sessions
 ) -> None:
