@@ -65,6 +65,8 @@ class Sandbox:
         self._api = client.api
         self.spec = spec
         self._removed = threading.Event()
+        self._removing = threading.Lock()
+        self._gone = False
         options = f"rw,exec,nosuid,nodev,size={spec.disk_mb}m,mode=1777"
         mounts = {path: options for path in ("/tmp", "/veil", *spec.writable)}  # noqa: S108
         # tmpfs pages are charged to the container's memory, so the files share
@@ -143,12 +145,18 @@ class Sandbox:
         self._check(f"read the build output from {path}", errors)
 
     def remove(self) -> None:
-        """Kill and remove the container (idempotent; ends every exec stream at once)."""
-        if self._removed.is_set():
-            return
-        self._removed.set()
-        with suppress(docker.errors.NotFound), translated("remove build sandbox"):
-            self._api.remove_container(self.id, force=True)
+        """Kill and remove the container (idempotent; ends every exec stream at once).
+
+        A second caller (the build, while the time limit's timer is removing it)
+        returns only once the container is gone.
+        """
+        self._removed.set()  # first: the build sees at once that it was cut
+        with self._removing:
+            if self._gone:
+                return
+            with suppress(docker.errors.NotFound), translated("remove build sandbox"):
+                self._api.remove_container(self.id, force=True)
+            self._gone = True
 
     @property
     def removed(self) -> bool:

@@ -27,6 +27,7 @@ import shutil
 import stat
 import struct
 import tarfile
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -340,10 +341,21 @@ def _is_junk(parts: _Parts, kind: _Kind) -> bool:
 
 def _plan(entries: list[_Entry]) -> _Plan:
     by_name: dict[str, _Entry] = {}
+    spellings: dict[str, str] = {}  # a path (or folder) folded → how the archive spells it
     for entry in entries:
         if entry.name in by_name:
             _entry_fail("unsafe_path", entry.name, "appears more than once.")
         by_name[entry.name] = entry
+        # Names equal under case folding or Unicode normalisation (README.txt and
+        # readme.txt, an NFC and an NFD é) are one file on macOS and Windows, and
+        # one of them would be lost or the other shadowed: refused like duplicates.
+        for i in range(1, len(entry.parts) + 1):
+            spelled = "/".join(entry.parts[:i])
+            folded = unicodedata.normalize("NFC", spelled).casefold()
+            seen = spellings.setdefault(folded, spelled)
+            if seen != spelled:
+                why = f"differs from '{_show(seen)}' only in case or Unicode form."
+                _entry_fail("unsafe_path", spelled, why)
     for entry in entries:
         for i in range(1, len(entry.parts)):
             parent = by_name.get("/".join(entry.parts[:i]))

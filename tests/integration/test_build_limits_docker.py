@@ -57,7 +57,6 @@ async def test_silent_endless_build_is_stopped_at_its_time_limit(
     assert status["status"] == "failed", status
     assert "took longer than 8 s" in status["error"], status
     assert elapsed < 30, elapsed  # stopped at the limit, not at some socket timeout
-    # The engine cancels the step when the client goes: nothing keeps running.
     # The sandbox is removed at the limit: nothing keeps running.
     assert build_containers(docker_client, instance_label) == []
 

@@ -237,6 +237,19 @@ def test_duplicate_and_conflicting_names(tmp_path: Path) -> None:
     rejected(tmp_path, tar_bytes(member("lib", b"file"), member("lib/x.py", b"2")), "unsafe_path")
 
 
+def test_names_equal_under_case_folding_or_unicode_normalisation(tmp_path: Path) -> None:
+    """One file on macOS and Windows, two here: refused, whichever way they differ."""
+    nfc, nfd = "caf\u00e9.py", "cafe\u0301.py"
+    for first, second in [("readme.txt", "README.TXT"), (nfc, nfd), ("Lib/a.py", "lib/b.py")]:
+        message = rejected(
+            tmp_path, zip_bytes((first, b"1"), (second, b"2"), ("main.py", b"")), "unsafe_path"
+        )
+        assert "only in case or Unicode form" in message
+    # Different names that merely look alike stay allowed.
+    manifest, _ = run(tmp_path, zip_bytes(("a.py", b"1"), ("a_.py", b"2")))
+    assert manifest.files == ("a.py", "a_.py")
+
+
 def test_writing_through_a_symlinked_directory(tmp_path: Path) -> None:
     # The classic escape: `etc -> /etc`, then a file `etc/cron.d/evil`.
     data = tar_bytes(
