@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from launcher.processes import Child, ChildSet, raise_nofile, wait_http, wait_redis
+from launcher.redis_conf import redis_url, write_config
 from launcher.secrets import load_or_create_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,29 +57,10 @@ def main() -> int:
             redis_port = _port("VEIL_REDIS_PORT", 6379)
             redis_dir = data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
-            children.start(
-                Child(
-                    "redis",
-                    [
-                        "redis-server",
-                        "--port",
-                        str(redis_port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--dir",
-                        str(redis_dir),
-                        "--appendonly",
-                        "yes",
-                        "--save",
-                        "",
-                        "--protected-mode",
-                        "yes",
-                    ],
-                ),
-                env,
-                data_dir,
-            )
-            env["VEIL_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            password = env["VEIL_REDIS_PASSWORD"]
+            config = write_config(redis_dir, redis_port, password, persistent=True)
+            children.start(Child("redis", ["redis-server", str(config)]), env, data_dir)
+            env["VEIL_REDIS_URL"] = redis_url(redis_port, password)
             wait_redis(env["VEIL_REDIS_URL"], children)
 
         print("[veil] applying database migrations", flush=True)

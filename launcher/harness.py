@@ -15,6 +15,7 @@ data plane, then the launcher, exit non-zero, which the wait below reports.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -43,6 +44,7 @@ class Platform:
     log: Path
     process: subprocess.Popen[bytes]
     data_dir: Path
+    redis_port: int
 
 
 def free_port() -> int:
@@ -77,6 +79,12 @@ def running_platform(
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEIL_")}
     env |= {f"VEIL_{name.upper()}_PORT": str(port) for name, port in ports.items()}
     env |= {"VEIL_DATA_DIR": str(workdir / "data"), "VEIL_INSTANCE_LABEL": label}
+    # Known here, so the harness can talk to the Redis the launcher starts with it;
+    # a port of its own for the build proxy, beside any other platform on the host.
+    env |= {
+        "VEIL_REDIS_PASSWORD": secrets.token_urlsafe(24),
+        "VEIL_BUILD_PROXY_PORT": str(free_port()),
+    }
     if dataplane_workers is not None:  # else the launcher's default, as for `make run`
         env["VEIL_DATAPLANE_WORKERS"] = str(dataplane_workers)
     env |= extra_env or {}
@@ -92,7 +100,12 @@ def running_platform(
             stderr=log,
             preexec_fn=raise_nofile,
         )
-        redis = Redis(host="127.0.0.1", port=ports["redis"], socket_timeout=2)
+        redis = Redis(
+            host="127.0.0.1",
+            port=ports["redis"],
+            password=env["VEIL_REDIS_PASSWORD"],
+            socket_timeout=2,
+        )
         try:
             deadline = time.monotonic() + timeout
             while not (
@@ -106,7 +119,7 @@ def running_platform(
                     raise TimeoutError("platform did not start:\n" + log_path.read_text()[-3000:])
                 time.sleep(0.1)
             redis.close()
-            yield Platform(gateway, dataplane, log_path, process, workdir / "data")
+            yield Platform(gateway, dataplane, log_path, process, workdir / "data", ports["redis"])
         finally:
             redis.close()
             stop(process)

@@ -6,7 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
-SECRET_NAMES = ("VEIL_JWT_SECRET", "VEIL_SERVICE_TOKEN", "VEIL_SECRETS_KEY")
+# VEIL_REDIS_PASSWORD: for the Redis `make run` starts (launcher/redis_conf.py).
+SECRET_NAMES = ("VEIL_JWT_SECRET", "VEIL_SERVICE_TOKEN", "VEIL_SECRETS_KEY", "VEIL_REDIS_PASSWORD")
 
 
 def load_or_create_secrets(path: Path, env: dict[str, str]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from launcher.redis_conf import redis_url, write_config
 
 
 def free_port() -> int:
@@ -50,25 +53,12 @@ def redis_server() -> Iterator[str]:
         raise RuntimeError("redis-server is not installed: run `make test` (it installs it)")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="veil-test-redis-")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    password = secrets.token_urlsafe(24)  # as `make run` does: never a Redis without one
+    config = write_config(Path(workdir), port, password, persistent=False)
+    process = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL)
     try:
         _wait_port(port, process, "redis-server", 10)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield redis_url(port, password)
     finally:
         _stop(process)
         shutil.rmtree(workdir, ignore_errors=True)

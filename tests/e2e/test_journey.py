@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
+from redis.exceptions import AuthenticationError
 
 from launcher.harness import Platform, running_platform, stop
 from tests.integration.conftest import SAMPLE_APP, zip_bytes
@@ -25,6 +27,18 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     label = f"e2e-{secrets.token_hex(4)}"
     with running_platform(tmp_path, label, {"VEIL_BCRYPT_ROUNDS": "4"}) as started:
         yield started
+
+
+def test_the_platform_s_redis_refuses_clients_without_its_password(platform: Platform) -> None:
+    """Anyone on the host could otherwise queue builds or append billable events."""
+    stranger = Redis(host="127.0.0.1", port=platform.redis_port, socket_timeout=2)
+    try:
+        with pytest.raises(AuthenticationError):
+            stranger.xadd("veil:executions", {"forged": "1"})
+    finally:
+        stranger.close()
+    config = platform.data_dir / "redis" / "redis.conf"
+    assert config.stat().st_mode & 0o777 == 0o600  # the password is in no command line
 
 
 def test_upload_deploy_call_and_see_it_counted(platform: Platform) -> None:
