@@ -39,7 +39,9 @@ class BareProxy:
             headers=[("X-Request-Id", request_id)],
             timeout_seconds=30.0,
             max_body_bytes=MAX_BODY_BYTES,
+            max_response_bytes=1 << 40,
             extra_response_headers=[],
+            cookie_path=None,
         )
         await forward(self.pool, target, scope, receive, send, request_id)
 

@@ -42,6 +42,9 @@ def main() -> int:
     env.setdefault("VEIL_EXECUTOR_URL", f"http://127.0.0.1:{ports['executor']}")
     env.setdefault("VEIL_ANALYTICS_URL", f"http://127.0.0.1:{ports['analytics']}")
     env.setdefault("VEIL_PUBLIC_GATEWAY_URL", f"http://localhost:{ports['dataplane']}")
+    # Every API on its own origin, http://<slug>.localhost:8000/ (browsers and curl
+    # resolve *.localhost to loopback); the path form stays on localhost:8000.
+    env.setdefault("VEIL_API_DOMAIN", "localhost")
 
     children = ChildSet()
     stopping = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,8 +32,17 @@ class CommonSettings(BaseSettings):
     executor_url: str = "http://127.0.0.1:8081"
     analytics_url: str = "http://127.0.0.1:8082"
     log_level: str = "INFO"
+    # Each API on its own host name, <slug>.<api_domain> (its own browser origin,
+    # apart from the dashboard's and every other tenant's): e.g. "apis.example.com"
+    # (best on the Public Suffix List, so no tenant can set cookies for its
+    # siblings) or "localhost" on one machine (browsers resolve *.localhost to
+    # loopback). Empty: only the path form <gateway>/<slug>/.
+    api_domain: str = ""
     # What an upload may unpack to: checked by the gateway on upload and again by
     # the executor when it unpacks the same upload for a build.
+    # The largest answer the data plane relays for any API (per API it may be less);
+    # the gateway's ceiling for the per-API setting, the data plane's default.
+    max_response_mb: int = 100
     max_archive_files: int = 2000
     max_archive_bytes: int = 200 * 1024 * 1024
 
@@ -56,6 +66,17 @@ class GatewaySettings(CommonSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     build_queue: str = "veil-builds"
     public_gateway_url: str = "http://localhost:8000"
+
+    @property
+    def public_api_url(self) -> str:
+        """Where callers reach an API, with `{slug}` for its slug: on its own host
+        name when an API domain is set, else the path form."""
+        base = urlsplit(self.public_gateway_url.rstrip("/"))
+        if not self.api_domain:
+            return f"{base.geturl()}/{{slug}}/"
+        port = f":{base.port}" if base.port else ""
+        return f"{base.scheme}://{{slug}}.{self.api_domain}{port}/"
+
     # Admin-set ceilings for what a developer may ask for per API.
     max_memory_limit_mb: int = 1024
     max_cpu_limit: float = 2.0
@@ -65,6 +86,10 @@ class GatewaySettings(CommonSettings):
 
 class DataPlaneSettings(CommonSettings):
     upstream_timeout_seconds: float = 30.0
+    # The path form, <gateway>/<slug>/, beside host names under api_domain: every
+    # API then shares one origin (see docs/operations.md); off where Veil is
+    # reachable beyond loopback.
+    path_routing: bool = True
     route_cache_ttl_seconds: float = 5.0
     # Worker processes serving the data plane; per-API concurrency limits are
     # shared out between them (each admits ceil(limit / workers) at once).

@@ -45,19 +45,19 @@ class VersionList(BaseModel):
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_api(body: ApiCreate, user: Developer, session: Session, state: State) -> ApiOut:
     api = await service.create(session, user, body)
-    return service.to_out(api, state.settings.public_gateway_url)
+    return service.to_out(api, state.settings.public_api_url)
 
 
 @router.get("")
 async def list_apis(user: Developer, session: Session, state: State) -> ApiList:
     apis = await repository.list_owned(session, user.id)
-    return ApiList(items=[service.to_out(a, state.settings.public_gateway_url) for a in apis])
+    return ApiList(items=[service.to_out(a, state.settings.public_api_url) for a in apis])
 
 
 @router.get("/{api_id}")
 async def get_api(api_id: str, user: Developer, session: Session, state: State) -> ApiOut:
     api = await service.get_owned_or_404(session, api_id, user)
-    return service.to_out(api, state.settings.public_gateway_url)
+    return service.to_out(api, state.settings.public_api_url)
 
 
 @router.patch("/{api_id}")
@@ -66,7 +66,7 @@ async def update_api(
 ) -> ApiOut:
     api = await service.get_owned_or_404(session, api_id, user)
     api = await service.update(session, api, body)
-    return service.to_out(api, state.settings.public_gateway_url)
+    return service.to_out(api, state.settings.public_api_url)
 
 
 @router.delete("/{api_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -57,6 +57,7 @@ class RuntimeSettings(BaseModel):
     cpus: float | None = Field(default=None, ge=0.05)
     timeout_seconds: float | None = Field(default=None, ge=1)
     max_concurrency: int | None = Field(default=None, ge=1)
+    max_response_mb: int | None = Field(default=None, ge=1)
     env: dict[str, str] = Field(default_factory=dict, max_length=64)
 
 

@@ -21,13 +21,13 @@ from shared.models import Api, User
 from shared.settings import GatewaySettings
 
 
-def public_url(api: Api, public_gateway_url: str) -> str:
-    """Where callers reach the API on the data plane."""
-    return f"{public_gateway_url.rstrip('/')}/{api.slug}/"
+def public_url(api: Api, public_api_url: str) -> str:
+    """Where callers reach the API on the data plane (GatewaySettings.public_api_url)."""
+    return public_api_url.replace("{slug}", api.slug)
 
 
-def to_out(api: Api, public_gateway_url: str) -> ApiOut:
-    url = public_url(api, public_gateway_url)
+def to_out(api: Api, public_api_url: str) -> ApiOut:
+    url = public_url(api, public_api_url)
     return ApiOut(
         id=api.id,
         slug=api.slug,
@@ -115,6 +115,7 @@ def maximums(settings: GatewaySettings) -> dict[str, float]:
         "cpus": settings.max_cpu_limit,
         "timeout_seconds": settings.max_timeout_seconds,
         "max_concurrency": settings.max_concurrency_limit,
+        "max_response_mb": settings.max_response_mb,
     }
 
 
@@ -124,6 +125,7 @@ def runtime_settings_out(api: Api, settings: GatewaySettings) -> RuntimeSettings
         cpus=api.cpus,
         timeout_seconds=api.timeout_seconds,
         max_concurrency=api.max_concurrency,
+        max_response_mb=api.max_response_mb,
         env=dict(api.env or {}),
         maximums=maximums(settings),
         gateway_secret=gateway_secret(settings.secrets_key.get_secret_value(), api.id),
@@ -155,4 +157,5 @@ def set_runtime_settings(api: Api, body: RuntimeSettings, settings: GatewaySetti
     api.cpus = body.cpus
     api.timeout_seconds = body.timeout_seconds
     api.max_concurrency = body.max_concurrency
+    api.max_response_mb = body.max_response_mb
     api.env = dict(body.env)

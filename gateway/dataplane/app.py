@@ -25,7 +25,7 @@ from gateway.dataplane.events import EventSink
 from gateway.dataplane.invalidation import follow
 from gateway.dataplane.keys import KeyCache
 from gateway.dataplane.limits import Limiter, refusal
-from gateway.dataplane.paths import route_path
+from gateway.dataplane.paths import host_path, route_path, slug_from_host
 from gateway.dataplane.proxy import (
     Forwarded,
     Upstream,
@@ -61,6 +61,7 @@ class DataPlane:
         self._jwt_secret = settings.jwt_secret.get_secret_value()
         self._timeout = settings.upstream_timeout_seconds
         self._workers = max(1, settings.dataplane_workers)
+        self._api_domain = settings.api_domain.strip(".").lower().encode("ascii")
         self._in_flight: dict[str, int] = {}  # api id → calls this worker is forwarding
 
     async def startup(self) -> None:
@@ -147,17 +148,10 @@ class DataPlane:
             if scope["path"] == "/healthz":
                 await _send_plain(send, 200, b'{"status":"ok"}', request_id)
                 return
-            raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-            routed = route_path(raw_path.partition(b"?")[0])
-            if routed is None:
-                raise BadRequest(
-                    "This path cannot be routed (a dot segment behind an encoded"
-                    " separator, or NUL).",
-                    code="invalid_path",
-                )
-            route = await self.routes.resolve(routed.slug) if routed.slug else None
+            slug, rest, cookie_path = self._route(scope, headers)
+            route = await self.routes.resolve(slug) if slug else None
             if route is None:
-                raise NotFound(f"No API is published at '/{routed.slug}'.", code="api_not_found")
+                raise NotFound(f"No API is published as '{slug}'.", code="api_not_found")
             if route.suspended:
                 raise Forbidden(
                     "This API is suspended by the platform's admins.", code="api_suspended"
@@ -178,7 +172,7 @@ class DataPlane:
             target = Upstream(
                 host=host,
                 port=port,
-                target=upstream_target(routed.rest, scope),
+                target=upstream_target(rest, scope),
                 headers=request_headers(
                     scope,
                     request_id,
@@ -187,7 +181,14 @@ class DataPlane:
                 ),
                 timeout_seconds=route.timeout_seconds or self._timeout,
                 max_body_bytes=self.settings.max_request_body_bytes,
+                max_response_bytes=min(
+                    route.max_response_mb or self.settings.max_response_mb,
+                    self.settings.max_response_mb,
+                )
+                * 1024
+                * 1024,
                 extra_response_headers=limit_headers,
+                cookie_path=cookie_path,
             )
             result = await self._forward_limited(route, target, scope, receive, send, request_id)
         except VeilError as exc:
@@ -197,6 +198,32 @@ class DataPlane:
             current_request_id.reset(token)
         if route is not None:
             self._record(route, caller, scope, request_id, started, started_at, result)
+
+    def _route(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[str, bytes, bytes | None]:
+        """(slug, rest of the path, cookie path prefix) from the host name or the path.
+
+        `<slug>.<api_domain>` is the API's own origin; any other host takes the
+        path form `/<slug>/<rest>`, unless path routing is switched off.
+        """
+        raw_path: bytes = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
+        host = _header(headers, b"host") or b""
+        slug = slug_from_host(host, self._api_domain) if self._api_domain else None
+        if slug is not None:
+            rest = host_path(raw_path)
+            if rest is None:
+                raise _unroutable()
+            return slug, rest, None
+        if not self.settings.path_routing:
+            raise NotFound(
+                f"APIs are served on their own host names: <slug>.{self.settings.api_domain}.",
+                code="api_not_found",
+            )
+        routed = route_path(raw_path)
+        if routed is None:
+            raise _unroutable()
+        return routed.slug, routed.rest, f"/{routed.slug}/".encode()
 
     async def _forward_limited(
         self,
@@ -267,6 +294,13 @@ class DataPlane:
             gateway_ms=round(max(latency_ms - upstream_ms, 0.0), 3),
         )
         self.events.add(event)
+
+
+def _unroutable() -> BadRequest:
+    return BadRequest(
+        "This path cannot be routed (a dot segment behind an encoded separator, or NUL).",
+        code="invalid_path",
+    )
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -80,3 +80,37 @@ def _route_path(raw_path: bytes) -> RoutedPath | None:
 
 
 _memo_route_path = lru_cache(maxsize=8192)(_route_path)
+
+
+def host_path(raw_path: bytes) -> bytes | None:
+    """The whole normalised path, as the rest, for an API on its own host name."""
+    if len(raw_path) > _MEMO_PATH_BYTES:
+        normalised = normalise(raw_path)
+    else:
+        normalised = _memo_normalise(raw_path)
+    return normalised.lstrip(b"/") if normalised is not None else None
+
+
+_memo_normalise = lru_cache(maxsize=8192)(normalise)
+
+
+@lru_cache(maxsize=8192)
+def slug_from_host(host: bytes, api_domain: bytes) -> str | None:
+    """The slug of `<slug>.<api_domain>[:port]` (one label, ASCII); None otherwise.
+
+    Memoised: a caller can only make it hold the names they send, 8,192 at most.
+    """
+    name = host.lower()
+    if name.startswith(b"["):
+        return None  # an IPv6 literal: never an API's host name
+    name = name.partition(b":")[0].rstrip(b".")
+    suffix = b"." + api_domain
+    if not api_domain or not name.endswith(suffix):
+        return None
+    label = name[: -len(suffix)]
+    if not label or b"." in label:
+        return None
+    try:
+        return label.decode("ascii")
+    except UnicodeDecodeError:
+        return None

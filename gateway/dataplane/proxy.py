@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import Receive, Scope, Send
 
+from gateway.dataplane.cookies import confine, without_platform_cookies
 from gateway.dataplane.upstream import UnsafeRequest, UpstreamError, UpstreamPool
 from shared.errors import BadGateway, BadRequest, GatewayTimeout, PayloadTooLarge
 
@@ -39,8 +40,6 @@ _DROP_REQUEST = frozenset(
         b"content-length",  # framing is the client's: set from the body it sends
     }
 )
-# Cookies the platform itself sets (the web UI's); never forwarded to user code.
-PLATFORM_COOKIE = b"veil_"
 _DROP_RESPONSE = frozenset(
     {
         b"connection",
@@ -94,13 +93,15 @@ class _BodyCounter:
                 return
 
 
+def _too_large_answer(limit: int) -> BadGateway:
+    return BadGateway(
+        f"The API's answer is larger than it may send ({limit // (1024 * 1024)} MB).",
+        code="response_too_large",
+    )
+
+
 def _too_large_message(limit: int) -> str:
     return f"The request body is larger than this gateway accepts ({limit} bytes)."
-
-
-def _cookies_without_platform_ones(value: bytes) -> bytes:
-    kept = [c for c in value.split(b";") if not c.strip().lower().startswith(PLATFORM_COOKIE)]
-    return b";".join(kept).strip()
 
 
 def request_headers(
@@ -121,7 +122,7 @@ def request_headers(
         if drop_authorization and key == b"authorization":
             continue
         if key == b"cookie":
-            value = _cookies_without_platform_ones(value)
+            value = without_platform_cookies(value)
             if not value:
                 continue
         out.append((key.decode("latin-1"), value.decode("latin-1")))
@@ -158,7 +159,9 @@ class Upstream:
     headers: list[tuple[str, str]]
     timeout_seconds: float
     max_body_bytes: int
+    max_response_bytes: int
     extra_response_headers: list[tuple[bytes, bytes]]
+    cookie_path: bytes | None  # b"/<slug>/" on the path form (cookies.confine)
 
 
 @lru_cache(maxsize=4096)
@@ -175,6 +178,23 @@ def upstream_target(rest: bytes, scope: Scope) -> str:
     target = f"/{rest.decode('latin-1')}"
     query: bytes = scope.get("query_string", b"")
     return f"{target}?{query.decode('latin-1')}" if query else target
+
+
+def _response_headers(
+    raw: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...], cookie_path: bytes | None
+) -> list[tuple[bytes, bytes]]:
+    out = []
+    for key, value in raw:
+        name = key.lower()
+        if name in _DROP_RESPONSE:
+            continue
+        if name == b"set-cookie":
+            confined = confine(value, cookie_path)
+            if confined is None:
+                continue
+            value = confined
+        out.append((name, value))
+    return out
 
 
 async def forward(
@@ -204,18 +224,16 @@ async def forward(
             )
             async with upstream:
                 upstream_ms = round((time.perf_counter() - sent_at) * 1000, 3)
-                headers = [
-                    (k.lower(), v)
-                    for k, v in upstream.raw_headers
-                    if k.lower() not in _DROP_RESPONSE
-                ]
+                size = upstream.content_length
+                if size is not None and size > target.max_response_bytes:
+                    raise _too_large_answer(target.max_response_bytes)
+                headers = _response_headers(upstream.raw_headers, target.cookie_path)
                 headers.append((b"x-request-id", request_id.encode()))
                 headers += target.extra_response_headers
                 started = True
                 await send(
                     {"type": "http.response.start", "status": upstream.status, "headers": headers}
                 )
-                size = upstream.content_length
                 if size is not None and size <= SMALL_BODY_BYTES:
                     # A small answer goes out in one piece: the server then sends it
                     # as is, without its streaming path.
@@ -225,6 +243,10 @@ async def forward(
                 sent = 0
                 async for chunk in upstream.iter_chunks():
                     sent += len(chunk)
+                    if sent > target.max_response_bytes:
+                        # Too late for an error answer: the caller's connection is cut
+                        # (its answer ends short) and the call is logged as a 502.
+                        raise _too_large_answer(target.max_response_bytes)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
                 return Forwarded(upstream.status, upstream_ms, body.count, sent)

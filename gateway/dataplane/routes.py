@@ -26,6 +26,7 @@ class Route:
     endpoint: str | None  # None: the API has no running container
     timeout_seconds: float | None = None  # the API's own; None: the platform default
     max_concurrency: int | None = None  # calls in flight at once; None: no limit
+    max_response_mb: int | None = None  # the API's own cap; None: the platform's
     version: int | None = None  # the version the running deployment serves
     gateway_secret: bytes = b""  # sent upstream as X-Veil-Gateway-Secret
     suspended: bool = False  # an admin suspended the API (or its owner): every call is 403
@@ -54,6 +55,7 @@ class RouteTable:
                     Deployment.status,
                     Api.timeout_seconds,
                     Api.max_concurrency,
+                    Api.max_response_mb,
                     ApiVersion.number,
                     Api.suspended_at,
                 )
@@ -72,6 +74,7 @@ class RouteTable:
             status,
             timeout,
             concurrency,
+            max_response_mb,
             version,
             suspended_at,
         ) = row
@@ -84,6 +87,7 @@ class RouteTable:
             endpoint=endpoint if running else None,
             timeout_seconds=timeout,
             max_concurrency=concurrency,
+            max_response_mb=max_response_mb,
             version=version if running else None,
             gateway_secret=gateway_secret(self._secrets_key, api_id).encode(),
             suspended=suspended_at is not None,

@@ -96,7 +96,7 @@ async def deployment_events(
 @router.get("/{api_id}/status")
 async def api_status(api_id: str, user: Developer, session: Session, state: State) -> StatusOut:
     api = await get_owned_or_404(session, api_id, user)
-    return await service.status(session, api, state.settings.public_gateway_url)
+    return await service.status(session, api, state.settings.public_api_url)
 
 
 @router.get("/{api_id}/logs")

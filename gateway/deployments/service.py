@@ -106,8 +106,8 @@ def _replayed(earlier: tuple[Deployment, ApiVersion], version_number: int | None
     )
 
 
-async def status(session: AsyncSession, api: Api, public_gateway_url: str) -> StatusOut:
-    url = public_url(api, public_gateway_url)
+async def status(session: AsyncSession, api: Api, public_api_url: str) -> StatusOut:
+    url = public_url(api, public_api_url)
     latest = await repository.latest_for_api(session, api.id)
     if latest is None:
         return StatusOut(api_id=api.id, status="not_deployed", url=url)

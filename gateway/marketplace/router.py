@@ -38,14 +38,14 @@ async def list_apis(
     """Public APIs, by name; `q` searches name, slug and description (case-insensitive)."""
     query = q.strip() if q else None
     return await service.search(
-        session, query or None, limit, offset, state.settings.public_gateway_url
+        session, query or None, limit, offset, state.settings.public_api_url
     )
 
 
 @router.get("/apis/{api_id}")
 async def get_api(api_id: str, viewer: Viewer, session: Session, state: State) -> MarketplaceDetail:
     """An API's page: description, URL, an example request and its active plans."""
-    return await service.detail(session, api_id, viewer, state.settings.public_gateway_url)
+    return await service.detail(session, api_id, viewer, state.settings.public_api_url)
 
 
 @router.post("/apis/{api_id}/subscribe", status_code=status.HTTP_201_CREATED)
@@ -67,7 +67,7 @@ async def subscribe(
     )
     return SubscribedOut(
         subscription=subscriptions.subscription_out(
-            subscription, api, plan, state.settings.public_gateway_url
+            subscription, api, plan, state.settings.public_api_url
         ),
         api_key=plaintext,
         key=subscriptions.key_out(key),

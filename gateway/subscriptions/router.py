@@ -27,7 +27,7 @@ subscribers_router = APIRouter(prefix="/api/v1/apis/{api_id}/subscribers", tags=
 async def list_subscriptions(user: CurrentUser, session: Session, state: State) -> SubscriptionList:
     """My subscriptions, cancelled ones included, newest first."""
     rows = await repository.list_for_consumer(session, user.id)
-    url = state.settings.public_gateway_url
+    url = state.settings.public_api_url
     return SubscriptionList(items=[service.subscription_out(s, a, p, url) for s, a, p in rows])
 
 
@@ -36,7 +36,7 @@ async def get_subscription(
     subscription_id: str, user: CurrentUser, session: Session, state: State
 ) -> SubscriptionOut:
     row = await service.get_for_consumer_or_404(session, subscription_id, user)
-    return service.subscription_out(*row, state.settings.public_gateway_url)
+    return service.subscription_out(*row, state.settings.public_api_url)
 
 
 @router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -66,7 +66,7 @@ async def change_plan(
     await session.commit()
     for key in keys:
         await publish_key_change(state.redis, key.key_hash)
-    return service.subscription_out(subscription, api, plan, state.settings.public_gateway_url)
+    return service.subscription_out(subscription, api, plan, state.settings.public_api_url)
 
 
 @router.get("/{subscription_id}/keys")

@@ -59,14 +59,14 @@ def key_out(key: ApiKey) -> KeyOut:
 
 
 def subscription_out(
-    subscription: Subscription, api: Api, plan: Plan, public_gateway_url: str
+    subscription: Subscription, api: Api, plan: Plan, public_api_url: str
 ) -> SubscriptionOut:
     return SubscriptionOut(
         id=subscription.id,
         api_id=api.id,
         api_slug=api.slug,
         api_name=api.name,
-        url=public_url(api, public_gateway_url),
+        url=public_url(api, public_api_url),
         plan=plan_out(plan),
         status=subscription.status,
         created_at=subscription.created_at,

@@ -39,6 +39,8 @@ class Api(IdMixin, TimestampMixin, Base):
     timeout_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Calls in flight at once; more are refused with 429 by the data plane.
     max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The largest answer the data plane relays for it; None: the platform's maximum.
+    max_response_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     # Set by an admin: not deployable by its owner, off the marketplace, refused (403)
     # by the data plane.

@@ -23,6 +23,14 @@ from shared.settings import DataPlaneSettings
 from tests.integration.conftest import assert_error
 from tests.services import free_port
 
+COOKIES_SET = (
+    "theme=dark; Path=/; Domain=localhost; HttpOnly",
+    "prefs=1; Path=/settings; domain=.example.com",
+    "veil_session=forged; Path=/",
+    "__Host-veil_session=forged; Path=/; Secure",
+    "__Host-own=1; Path=/; Secure",
+)
+
 
 async def _echo(request: web.Request) -> web.Response:
     if request.path == "/slow":
@@ -30,6 +38,20 @@ async def _echo(request: web.Request) -> web.Response:
     if request.path == "/hold":
         await asyncio.sleep(0.5)
     body = await request.read()
+    if request.path in ("/big", "/big-streamed"):  # 3 MiB, sized or chunked
+        if request.path == "/big":
+            return web.Response(body=b"x" * (3 << 20))
+        streamed = web.StreamResponse()
+        await streamed.prepare(request)
+        for _ in range(48):
+            await streamed.write(b"x" * (64 << 10))
+        await streamed.write_eof()
+        return streamed
+    if request.path.endswith("/cookies"):  # what a hostile tenant would set
+        response = web.Response(text="cookies")
+        for cookie in COOKIES_SET:
+            response.headers.add("Set-Cookie", cookie)
+        return response
     return web.json_response(
         {
             "method": request.method,
@@ -290,3 +312,30 @@ async def test_max_concurrency_is_shared_out_between_workers(
     finally:
         await client.aclose()
         await plane.shutdown()
+
+
+async def test_answers_past_the_size_cap_are_refused_or_cut(world: dict[str, Any]) -> None:
+    settings: DataPlaneSettings = world["settings"].model_copy(update={"max_response_mb": 2})
+    plane = DataPlane(settings)
+    await plane.startup()
+    transport = httpx.ASGITransport(app=plane)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://dp") as client:
+            sized = await client.get("/echo/big", headers=world["owner"])
+            error = assert_error(sized, 502, "response_too_large")
+            assert "2 MB" in error["message"]
+            # Chunked: the status went out first, so the answer is never finished (a
+            # server then closes the connection; httpx's in-process transport says so
+            # with an AssertionError).
+            with pytest.raises((httpx.HTTPError, AssertionError)):
+                await client.get("/echo/big-streamed", headers=world["owner"])
+            assert (await client.get("/echo/small", headers=world["owner"])).status_code == 200
+        await plane.events.flush()
+    finally:
+        await plane.shutdown()
+    stream: str = settings.events_stream
+    redis: Redis = world["redis"]
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(stream)  # type: ignore[assignment]
+    events = [ExecutionEvent.from_fields(fields) for _, fields in entries]
+    statuses = {e.path: e.status_code for e in events}
+    assert statuses == {"/echo/big": 502, "/echo/big-streamed": 502, "/echo/small": 200}

@@ -107,6 +107,7 @@ function limitsForm(item, settings) {
         limitField('CPUs', 'cpus', settings.cpus, max.cpus, { min: 0.05, step: 0.05 }),
         limitField('Timeout (seconds)', 'timeout_seconds', settings.timeout_seconds, max.timeout_seconds, { min: 1, step: 0.5, unit: 's' }),
         limitField('Max concurrent calls', 'max_concurrency', settings.max_concurrency, max.max_concurrency, { min: 1 }),
+        limitField('Max answer size (MB)', 'max_response_mb', settings.max_response_mb, max.max_response_mb, { min: 1, unit: 'MB' }),
       ),
       extra: env,
       onSubmit: async (values, element) => {
@@ -120,6 +121,7 @@ function limitsForm(item, settings) {
           cpus: numberOrNull(values.cpus, Number.parseFloat),
           timeout_seconds: numberOrNull(values.timeout_seconds, Number.parseFloat),
           max_concurrency: numberOrNull(values.max_concurrency, Number.parseInt),
+          max_response_mb: numberOrNull(values.max_response_mb, Number.parseInt),
           env: envValues,
         });
         fill(element.status, notice('success', 'Saved. Memory, CPU and environment apply from the next deploy.'));
