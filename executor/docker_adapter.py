@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,31 @@ class ContainerState:
     exit_code: int
     oom_killed: bool
     error: str
+    finished_at: datetime | None = None  # when it last stopped (None: never)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any], status: str = "") -> ContainerState:
+        """From the engine's `State` object of a container."""
+        return cls(
+            status=str(attrs.get("Status", status)),
+            running=bool(attrs.get("Running")),
+            exit_code=int(attrs.get("ExitCode", 0)),
+            oom_killed=bool(attrs.get("OOMKilled")),
+            error=str(attrs.get("Error", "")),
+            finished_at=_engine_time(str(attrs.get("FinishedAt", ""))),
+        )
+
+
+def _engine_time(value: str) -> datetime | None:
+    """The engine's RFC 3339 times carry nanoseconds; "0001-01-01T00:00:00Z" is never."""
+    if not value or value.startswith("0001-"):
+        return None
+    whole, _, fraction = value.rstrip("Z").partition(".")
+    try:
+        parsed = datetime.fromisoformat(whole).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return parsed.replace(microsecond=int((fraction[:6] or "0").ljust(6, "0")))
 
 
 @dataclass(frozen=True)
@@ -353,13 +379,7 @@ class DockerAdapter:
     def state(self, container_id: str) -> ContainerState:
         with translated("inspect container"):
             attrs: dict[str, Any] = self._client.api.inspect_container(container_id)["State"]
-        return ContainerState(
-            status=str(attrs.get("Status", "")),
-            running=bool(attrs.get("Running")),
-            exit_code=int(attrs.get("ExitCode", 0)),
-            oom_killed=bool(attrs.get("OOMKilled")),
-            error=str(attrs.get("Error", "")),
-        )
+        return ContainerState.from_attrs(attrs)
 
     def logs(self, container_id: str, tail: int) -> str:
         with translated("read container logs"):
@@ -394,13 +414,7 @@ class DockerAdapter:
                         id=str(container.id),
                         name=str(container.name),
                         labels=dict(container.labels),
-                        state=ContainerState(
-                            status=str(attrs.get("Status", container.status)),
-                            running=bool(attrs.get("Running")),
-                            exit_code=int(attrs.get("ExitCode", 0)),
-                            oom_killed=bool(attrs.get("OOMKilled")),
-                            error=str(attrs.get("Error", "")),
-                        ),
+                        state=ContainerState.from_attrs(attrs, str(container.status)),
                     )
                 )
         return out

@@ -117,7 +117,14 @@ class Reconciler:
     ) -> None:
         if container is not None and container.state.running:
             return
-        deployment.last_exit = describe_exit(container)
+        if container is not None:
+            deployment.last_exit = describe_exit(container)
+            deployment.last_exit_at = container.state.finished_at or utcnow()
+        elif deployment.last_exit is None:
+            deployment.last_exit = describe_exit(container)
+            deployment.last_exit_at = utcnow()
+        # else: a container removed after a failed restart tells nothing; the exit
+        # seen before (its code, an OOM kill) stays the last one, not "missing".
         s = self.settings
         if deployment.restart_count >= s.max_restarts:
             deployment.status = "crash-looping"

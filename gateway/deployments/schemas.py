@@ -24,6 +24,16 @@ class RollbackIn(BaseModel):
     version: int = Field(ge=1)
 
 
+class LastExit(BaseModel):
+    """How the deployment's container last died (the reconciler then restarted it,
+    or gave up: crash-looping)."""
+
+    description: str  # "exit 1", "oom-killed", "container missing"
+    exit_code: int | None
+    oom_killed: bool
+    at: datetime | None
+
+
 class StatusOut(BaseModel):
     api_id: str
     status: str
@@ -36,6 +46,8 @@ class StatusOut(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     ready_at: datetime | None = None
+    restart_count: int = 0
+    last_exit: LastExit | None = None
 
 
 class DeploymentOut(BaseModel):

@@ -9,7 +9,7 @@ from gateway.apis import repository as apis_repository
 from gateway.apis.service import ensure_not_suspended, public_url
 from gateway.build_queue import DEPLOY_JOB, BuildQueue
 from gateway.deployments import repository
-from gateway.deployments.schemas import DeploymentOut, DeployOut, StatusOut
+from gateway.deployments.schemas import DeploymentOut, DeployOut, LastExit, StatusOut
 from shared.errors import Conflict, NotFound, VeilError
 from shared.models import Api, ApiVersion, Deployment, User
 from shared.models.base import utcnow
@@ -124,4 +124,20 @@ async def status(session: AsyncSession, api: Api, public_api_url: str) -> Status
         created_at=deployment.created_at,
         updated_at=deployment.updated_at,
         ready_at=deployment.ready_at,
+        restart_count=deployment.restart_count or 0,
+        last_exit=last_exit(deployment),
+    )
+
+
+def last_exit(deployment: Deployment) -> LastExit | None:
+    """The stored description ("exit 1", "oom-killed") made into fields."""
+    if not deployment.last_exit:
+        return None
+    text = deployment.last_exit
+    code = text.removeprefix("exit ")
+    return LastExit(
+        description=text,
+        exit_code=int(code) if text.startswith("exit ") and code.lstrip("-").isdigit() else None,
+        oom_killed=text == "oom-killed",
+        at=deployment.last_exit_at,
     )

@@ -43,6 +43,7 @@ class Deployment(IdMixin, TimestampMixin, Base):
     restart_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_restart_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_exit: Mapped[str | None] = mapped_column(Text, nullable=True)  # "exit 1", "oom-killed"
+    last_exit_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -121,4 +121,8 @@ async def test_hostile_code_is_contained(
         assert row is not None
         assert row.last_exit == "oom-killed"
         assert row.restart_count == 1
+        # When it died, from the engine: before the restart, not when we looked.
+        assert row.last_exit_at is not None
+        assert row.last_restart_at is not None
+        assert row.last_exit_at <= row.last_restart_at
     assert (await _ask(await endpoint_of(deployer, deployment_id), "/"))["ok"] is True

@@ -32,7 +32,7 @@ COOKIES_SET = (
 )
 
 
-async def _echo(request: web.Request) -> web.Response:
+async def _echo(request: web.Request) -> web.StreamResponse:
     if request.path == "/slow":
         await asyncio.sleep(5)
     if request.path == "/hold":

@@ -243,7 +243,12 @@ async def test_reconciler_restarts_dead_containers_and_removes_orphans(
     final = (await gateway.get(f"/api/v1/apis/{api['id']}/status", headers=alice)).json()
     assert final["status"] == "crash-looping"
     assert "crash-looping" in final["error"]
+    assert "last: exit 137" in final["error"]  # the real exit, never "container missing"
     assert final["active_deployment_id"] is None
+    assert final["restart_count"] == 3
+    last = final["last_exit"]
+    assert (last["description"], last["exit_code"], last["oom_killed"]) == ("exit 137", 137, False)
+    assert last["at"] is not None
 
 
 async def test_interrupted_deploy_is_resumed_without_duplicates(

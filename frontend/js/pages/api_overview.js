@@ -8,6 +8,19 @@ const STEPS = ['queued', 'building', 'starting', 'running'];
 const IN_PROGRESS = new Set(['queued', 'building', 'starting']);
 const ACCEPT = '.zip,.tar.gz,.tgz,.tar,.py,.js,.go';
 
+// How the container last died, and how often it was restarted: an OOM kill or a
+// crash must not hide behind a status that says "running" again.
+function lastExit(status) {
+  const last = status.last_exit;
+  if (!last) return null;
+  const why = last.oom_killed
+    ? 'it ran out of memory and was killed'
+    : last.exit_code !== null ? `it exited with code ${last.exit_code}` : last.description;
+  const when = last.at ? ` at ${fmtDate(last.at)}` : '';
+  const restarts = status.restart_count ? ` Restarted ${status.restart_count} time${status.restart_count === 1 ? '' : 's'}.` : '';
+  return h('p', { class: 'muted last-exit' }, `Last stop: ${why}${when}.${restarts}`);
+}
+
 export async function render(ctx) {
   const shell = await apiShell(ctx, '', 'Overview');
   if (!shell) return;
@@ -40,7 +53,7 @@ export async function render(ctx) {
     const status = state.status;
     const word = statusWord(status);
     // Redraw only when something changed, so that focus stays on a button.
-    const key = JSON.stringify([word, status.version, status.error, status.ready_at]);
+    const key = JSON.stringify([word, status.version, status.error, status.ready_at, status.restart_count, status.last_exit]);
     if (key === drawn) return;
     drawn = key;
     const actions = h('div', { class: 'actions' });
@@ -88,6 +101,7 @@ export async function render(ctx) {
       status.status === 'not_deployed' ? h('p', { class: 'muted' }, 'Upload your code, then deploy it.') : null,
       status.ready_at ? h('p', { class: 'muted' }, `Serving since ${fmtDate(status.ready_at)}.`) : null,
       status.error ? notice('error', status.error) : null,
+      lastExit(status),
       status.status === 'running' ? h('p', {}, 'Call it at ', h('code', {}, status.url)) : null,
       actions,
       message,
