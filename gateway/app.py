@@ -13,6 +13,7 @@ from gateway.admin.revenue import router as revenue_router
 from gateway.admin.router import router as admin_router
 from gateway.apis.router import router as apis_router
 from gateway.auth.router import router as auth_router
+from gateway.auth.throttle import LoginThrottle
 from gateway.billing.router import router as billing_router
 from gateway.build_queue import BuildQueue
 from gateway.deployments.router import router as deployments_router
@@ -38,14 +39,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         engine = create_engine(settings.resolved_database_url)
         blobs = BlobStore(settings.data_dir / "blobs")
         blobs.ensure()
+        redis = Redis.from_url(settings.redis_url)
         state = GatewayState(
             settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
-            redis=Redis.from_url(settings.redis_url),
+            redis=redis,
             blobs=blobs,
             builds=BuildQueue(settings.redis_url, settings.build_queue),
             services=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
+            login_throttle=LoginThrottle(redis, settings),
         )
         app.state.veil = state
         try:

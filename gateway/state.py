@@ -8,6 +8,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.auth.throttle import LoginThrottle
 from gateway.build_queue import BuildQueue
 from shared.blobs import BlobStore
 from shared.settings import GatewaySettings
@@ -23,3 +24,4 @@ class GatewayState:
     builds: BuildQueue
     # For service-to-service calls (executor, analytics); not on the data-plane hot path.
     services: httpx.AsyncClient
+    login_throttle: LoginThrottle

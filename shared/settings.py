@@ -32,6 +32,9 @@ class CommonSettings(BaseSettings):
     executor_url: str = "http://127.0.0.1:8081"
     analytics_url: str = "http://127.0.0.1:8082"
     log_level: str = "INFO"
+    # The header a trusted load balancer puts the caller's address in (e.g.
+    # "x-forwarded-for"); empty: the socket's peer. Throttles key on it.
+    client_address_header: str = ""
     # Each API on its own host name, <slug>.<api_domain> (its own browser origin,
     # apart from the dashboard's and every other tenant's): e.g. "apis.example.com"
     # (best on the Public Suffix List, so no tenant can set cookies for its
@@ -82,6 +85,13 @@ class GatewaySettings(CommonSettings):
     max_cpu_limit: float = 2.0
     max_timeout_seconds: float = 300.0
     max_concurrency_limit: int = 1000
+    # Failed sign-ins (gateway/auth/throttle.py): free ones per account and per
+    # address within the window, then locks doubling from the base to the maximum.
+    login_free_failures_per_account: int = 5
+    login_free_failures_per_address: int = 20
+    login_failure_window_seconds: int = 900
+    login_backoff_base_seconds: float = 1.0
+    login_backoff_max_seconds: float = 900.0
 
 
 class DataPlaneSettings(CommonSettings):

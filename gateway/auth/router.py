@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from gateway.auth import service
 from gateway.auth.schemas import LoginIn, LogoutIn, RefreshIn, SignupIn, TokensOut, UserOut
 from gateway.deps import CurrentUser, Session, State
+from shared.http.client_address import client_address
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -24,8 +25,17 @@ async def signup(body: SignupIn, session: Session, state: State) -> SignupOut:
 
 
 @router.post("/login")
-async def login(body: LoginIn, session: Session, state: State) -> TokensOut:
-    return await service.login(session, state.settings, body.email, body.password)
+async def login(body: LoginIn, request: Request, session: Session, state: State) -> TokensOut:
+    """429 `too_many_login_attempts` with Retry-After after repeated failures for the
+    account or from the address (gateway/auth/throttle.py)."""
+    address = client_address(
+        request.scope["headers"],
+        request.client.host if request.client else None,
+        state.settings.client_address_header.lower().encode("latin-1"),
+    )
+    return await service.login(
+        session, state.settings, state.login_throttle, body.email, body.password, address
+    )
 
 
 @router.post("/refresh")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import repository
 from gateway.auth.schemas import TokensOut
+from gateway.auth.throttle import LoginThrottle
 from shared.auth.passwords import DUMMY_HASH, hash_password, verify_password
 from shared.auth.tokens import hash_refresh_token, issue_access_token, new_refresh_token
 from shared.errors import Conflict, Forbidden, Unauthorized
@@ -39,13 +40,22 @@ async def signup(
 
 
 async def login(
-    session: AsyncSession, settings: GatewaySettings, email: str, password: str
+    session: AsyncSession,
+    settings: GatewaySettings,
+    throttle: LoginThrottle,
+    email: str,
+    password: str,
+    address: str,
 ) -> TokensOut:
-    user = await repository.find_user_by_email(session, normalise_email(email))
+    email = normalise_email(email)
+    await throttle.check(email, address)  # before bcrypt: a locked guesser costs nothing
+    user = await repository.find_user_by_email(session, email)
     stored = user.password_hash if user is not None else DUMMY_HASH
     ok = await asyncio.to_thread(verify_password, password, stored)
     if user is None or not ok:
+        await throttle.failed(email, address)
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+    await throttle.succeeded(email, address)
     ensure_not_suspended(user)
     return await _issue_tokens(session, settings, user, family_id=new_id())
 
