@@ -106,6 +106,9 @@ class DataPlaneSettings(CommonSettings):
     dataplane_workers: int = 1
     key_cache_ttl_seconds: float = 60.0  # revocations arrive by pub/sub at once anyway
     max_request_body_bytes: int = 10 * 1024 * 1024
+    # Invalid API keys per client address and minute (per worker) before keys that
+    # are not cached are refused without a lookup (gateway/dataplane/failures.py).
+    failed_keys_per_minute: int = 60
     # When Redis cannot be asked: admit calls unmetered (true) or refuse them with 503.
     rate_limit_fail_open: bool = True
     events_stream: str = "veil:executions"

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.dataplane.accounts import AccountCache, split_key_message
 from gateway.dataplane.auth import Caller, identify
 from gateway.dataplane.events import EventSink
+from gateway.dataplane.failures import FailedKeys
 from gateway.dataplane.invalidation import follow
 from gateway.dataplane.keys import KeyCache
 from gateway.dataplane.limits import Limiter, refusal
@@ -46,6 +47,7 @@ from shared.errors import (
     VeilError,
 )
 from shared.events import KEYS_CHANNEL, ROUTES_CHANNEL, ExecutionEvent, new_event_id
+from shared.http.client_address import client_address
 from shared.http.context import current_request_id
 from shared.http.errors import error_body
 from shared.http.request_id import pick_request_id
@@ -62,6 +64,7 @@ class DataPlane:
         self._timeout = settings.upstream_timeout_seconds
         self._workers = max(1, settings.dataplane_workers)
         self._api_domain = settings.api_domain.strip(".").lower().encode("ascii")
+        self._address_header = settings.client_address_header.lower().encode("latin-1")
         self._in_flight: dict[str, int] = {}  # api id → calls this worker is forwarding
 
     async def startup(self) -> None:
@@ -74,6 +77,7 @@ class DataPlane:
         )
         self.keys = KeyCache(sessions, self.settings.key_cache_ttl_seconds)
         self.accounts = AccountCache(sessions, self.settings.key_cache_ttl_seconds)
+        self.failed_keys = FailedKeys(self.settings.failed_keys_per_minute)
         # A blocking pool: past its size a call waits for a connection instead of
         # failing, which would read as "Redis down" (and, failing open, as no limits).
         self.redis = Redis.from_pool(  # from_pool: closing the client closes the pool
@@ -156,7 +160,15 @@ class DataPlane:
                 raise Forbidden(
                     "This API is suspended by the platform's admins.", code="api_suspended"
                 )
-            caller = await identify(headers, route, self.keys, self.accounts, self._jwt_secret)
+            caller = await identify(
+                headers,
+                route,
+                self.keys,
+                self.accounts,
+                self._jwt_secret,
+                self.failed_keys,
+                lambda: client_address(headers, _peer(scope), self._address_header),
+            )
             if caller.key is not None and not caller.key.policy.unlimited:
                 decision = await self.limiter.check(caller.key.subscription_id, caller.key.policy)
                 limit_headers = decision.headers
@@ -294,6 +306,11 @@ class DataPlane:
             gateway_ms=round(max(latency_ms - upstream_ms, 0.0), 3),
         )
         self.events.add(event)
+
+
+def _peer(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _unroutable() -> BadRequest:

@@ -7,10 +7,12 @@ format and checksum locally, so garbage never reaches the database. The owner
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.dataplane.accounts import AccountCache
 from gateway.dataplane.cache import Missing
+from gateway.dataplane.failures import FailedKeys
 from gateway.dataplane.keys import KeyCache, KeyInfo
 from gateway.dataplane.routes import Route
 from shared.auth.api_keys import hash_key, well_formed
@@ -37,6 +39,8 @@ async def identify(
     keys: KeyCache,
     accounts: AccountCache,
     jwt_secret: str,
+    failures: FailedKeys,
+    address: Callable[[], str],
 ) -> Caller:
     """Return the caller, or raise 401 (no or bad credentials) / 403 (not subscribed,
     or a bearer token of a suspended account)."""
@@ -46,9 +50,13 @@ async def identify(
         key_hash = hash_key(plaintext)
         info = keys.cached(key_hash)
         if isinstance(info, Missing):
+            caller = address()
+            failures.check(caller)  # a guesser is refused before the database
             # Only a hash cached from a well-formed key is ever found above, so the
             # format and checksum are checked here, before the database, not per call.
             info = await keys.lookup(key_hash) if well_formed(plaintext) else None
+            if info is None:
+                failures.failed(caller)
         if info is None:
             raise Unauthorized(
                 "This API key is not valid or has been revoked.", code="invalid_api_key"

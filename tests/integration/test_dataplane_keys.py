@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiohttp import web
 from redis.asyncio import Redis
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from gateway.dataplane.app import DataPlane
 from shared.auth.api_keys import generate
@@ -252,6 +252,38 @@ async def test_redis_down_follows_the_setting(
         else:
             assert_error(response, 503, "limits_unavailable")
         assert plane.events.spooled == 1  # the event waits for Redis, nothing lost
+    finally:
+        await client.aclose()
+        await plane.shutdown()
+
+
+async def test_a_key_guesser_is_refused_before_the_database(market: dict[str, Any]) -> None:
+    settings: DataPlaneSettings = market["settings"].model_copy(
+        update={"failed_keys_per_minute": 10, "client_address_header": "x-forwarded-for"}
+    )
+    plane, client = await _plane(settings)
+    queries: list[str] = []
+    event.listen(plane.engine.sync_engine, "before_cursor_execute", lambda *a: queries.append(a[2]))
+    try:
+        legit = _key(market, "rate")
+        assert (await client.get("/echo/x", headers=legit)).status_code == 200  # now cached
+        guesser = {"X-Forwarded-For": "198.51.100.7"}
+        codes = []
+        for _ in range(30):
+            made_up = {**guesser, "X-API-Key": generate().plaintext}  # well-formed, unknown
+            codes.append((await client.get("/echo/x", headers=made_up)).status_code)
+        assert codes == [401] * 10 + [429] * 20
+        refused = await client.get(
+            "/echo/x", headers={**guesser, "X-API-Key": generate().plaintext}
+        )
+        assert_error(refused, 429, "too_many_failed_keys")
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        key_lookups = [q for q in queries if "FROM api_keys" in q]
+        assert len(key_lookups) == 1 + 10  # the legit key's load, then one per failure
+        # A key already cached keeps working from that address; other addresses are free.
+        assert (await client.get("/echo/x", headers={**legit, **guesser})).status_code == 200
+        elsewhere = {"X-Forwarded-For": "198.51.100.8", "X-API-Key": generate().plaintext}
+        assert_error(await client.get("/echo/x", headers=elsewhere), 401, "invalid_api_key")
     finally:
         await client.aclose()
         await plane.shutdown()
