@@ -33,6 +33,7 @@ from typing import Any
 import docker
 import httpx
 
+from executor.docker_adapter import deployment_container
 from launcher.harness import running_platform
 from runtimes.registry import runtime_spec
 
@@ -232,7 +233,7 @@ def raw_docker(label: str, deployment_id: str, command: list[str] | None, runs: 
     client = docker.from_env()
     times: list[float] = []
     try:
-        image_id = client.containers.get(f"veil-{deployment_id}").image.id
+        image_id = deployment_container(client, deployment_id).image.id
         with httpx.Client(timeout=0.5) as http:
             for _ in range(runs):
                 t0 = time.monotonic()

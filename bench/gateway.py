@@ -72,6 +72,7 @@ import httpx
 import uvloop
 from docker.errors import DockerException
 
+from executor.docker_adapter import deployment_container
 from launcher.__main__ import dataplane_command
 from launcher.harness import Platform, free_port, running_platform
 
@@ -348,7 +349,7 @@ def deploy_upstream(api: httpx.Client, auth: dict[str, str]) -> Upstream:
         raise SetupError(f"deploying the upstream failed: {status.get('error')}")
     client = docker.from_env()
     try:
-        container = client.containers.get(f"veil-{deployment}")
+        container = deployment_container(client, deployment)
         ip = container.attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
         cpu_file = container_cpu_file(int(container.attrs["State"].get("Pid") or 0), container.id)
     finally:

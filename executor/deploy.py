@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import logging
 import shutil
 import tempfile
@@ -56,9 +58,14 @@ def image_tag(api: Api, version: ApiVersion) -> str:
     return f"{image_repository(api)}:v{version.number}"
 
 
-def container_name(deployment: Deployment) -> str:
-    # Deterministic: a retried job finds (and replaces) its own container instead of adding one.
-    return f"veil-{deployment.id}"
+def container_name(settings: ExecutorSettings, deployment_id: str, kind: str = "fn") -> str:
+    """The container's name: deterministic, so a retried job finds (and replaces) its own
+    container instead of adding one; and opaque, because Docker's DNS answers every
+    container's name (and reverse-resolves its address) on its network: a name that
+    held the deployment id would tell other tenants' code what runs beside it."""
+    key = settings.secrets_key.get_secret_value().encode()
+    digest = hmac.new(key, f"{kind}:{deployment_id}".encode(), hashlib.sha256).hexdigest()
+    return f"veil-{kind}-{digest[:24]}"
 
 
 def labels_for_platform(settings: ExecutorSettings) -> dict[str, str]:
@@ -168,7 +175,7 @@ class Deployer:
         sealed = await repository.api_secrets(session, api.id)
         container_id = self.start_container(deployment, version, api, sealed)
         deployment.container_id = container_id
-        deployment.container_name = container_name(deployment)
+        deployment.container_name = container_name(self.settings, deployment.id)
         await session.commit()
 
         deployment.endpoint = self.await_ready(container_id)
@@ -235,7 +242,7 @@ class Deployer:
         `sealed_secrets` is the API's secrets as name → ciphertext
         (`repository.api_secrets`); they are decrypted only into the container spec.
         """
-        name = container_name(deployment)
+        name = container_name(self.settings, deployment.id)
         self.docker.remove_container(name, stop_timeout=1)  # a retried job's leftover
         spec = self._container_spec(deployment, version, api, name, sealed_secrets)
         boost = self.settings.startup_cpu_boost
@@ -282,7 +289,7 @@ class Deployer:
                     context_dir,
                     contract=version.contract,
                     entry=version.entry,
-                    name=f"veil-build-{deployment.id}",
+                    name=container_name(s, deployment.id, "build"),
                     labels=labels,
                     deadline=deadline,
                     on_log=on_log,

@@ -133,6 +133,18 @@ class ManagedContainer:
     state: ContainerState
 
 
+def deployment_container(client: docker.DockerClient, deployment_id: str) -> Any:
+    """The docker-py container of a deployment, found by its label (names are opaque:
+    executor.deploy.container_name); docker.errors.NotFound when there is none. For
+    tests and benchmarks, which hold a docker-py client of their own."""
+    found = client.containers.list(
+        all=True, filters={"label": f"veil.deployment_id={deployment_id}"}
+    )
+    if not found:
+        raise docker.errors.NotFound(f"no container for deployment {deployment_id}")
+    return found[0]
+
+
 @contextmanager
 def translated(action: str) -> Iterator[None]:
     try:

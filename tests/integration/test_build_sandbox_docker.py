@@ -32,6 +32,7 @@ import pytest
 from redis.asyncio import Redis
 
 from executor.deploy import Deployer, prepare_networks
+from executor.docker_adapter import deployment_container
 from shared.migrate import upgrade
 from tests.integration.conftest import create_api, deploy_and_wait, signup, zip_bytes
 
@@ -245,7 +246,7 @@ async def test_dependencies_reach_the_image_root_owned_without_setuid_programs(
     files = {p.name: p.read_bytes() for p in example.iterdir() if p.name != "README.md"}
     status = await deploy_and_wait(gateway, deployer, alice, api["id"], zip_bytes(files))
     assert status["status"] == "running", status
-    image = docker_client.containers.get(f"veil-{status['deployment_id']}").image.id
+    image = deployment_container(docker_client, status["deployment_id"]).image.id
     check = (
         "find / -xdev -type f -perm /6000; "
         "stat -c '%u:%g %a %n' /app/node_modules /app/node_modules/ms/package.json"

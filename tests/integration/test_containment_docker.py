@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from executor.deploy import Deployer
+from executor.docker_adapter import deployment_container
 from executor.reconciler import Reconciler
 from shared.models import Deployment
 from tests.integration.conftest import (
@@ -58,7 +60,7 @@ async def test_cannot_reach_platform_services_or_other_tenants(
     redis: Redis,
 ) -> None:
     _, mine = await _hostile(gateway, deployer)
-    _, theirs = await _hostile(gateway, deployer)
+    their_id, theirs = await _hostile(gateway, deployer)
     host = _bridge_gateway(docker_client, deployer.settings.function_network)
     their_ip = urlsplit(theirs).hostname
     assert their_ip is not None
@@ -74,6 +76,10 @@ async def test_cannot_reach_platform_services_or_other_tenants(
     for what, (target, port) in targets.items():
         answer = await _ask(mine, "/probe", host=target, port=port)
         assert answer["connected"] is False, f"{what} reachable: {answer}"
+    # Docker's DNS answers container names on the network: theirs tell nothing.
+    assert "error" in await _ask(mine, "/resolve", name=f"veil-{their_id}")  # the old name
+    named = await _ask(mine, "/resolve", ip=their_ip)
+    assert their_id[:8] not in json.dumps(named), named
     assert (await _ask(mine, "/file", path="/var/run/docker.sock"))["exists"] is False
     assert (await _ask(mine, "/write", path="/app/main.py"))["written"] is False
     assert (await _ask(mine, "/write", path="/etc/passwd"))["written"] is False
@@ -98,7 +104,7 @@ async def test_hostile_code_is_contained(
     filled = await _ask(endpoint, "/fill")
     assert filled["bytes"] <= s.tmpfs_size_mb * 1024 * 1024
     await _ask(endpoint, "/spam")
-    log_config = docker_client.containers.get(f"veil-{deployment_id}").attrs["HostConfig"]
+    log_config = deployment_container(docker_client, deployment_id).attrs["HostConfig"]
     assert log_config["LogConfig"]["Config"] == {"max-size": "1m", "max-file": "2"}
 
     # Memory past the limit: the kernel kills the app, the neighbour keeps serving,
@@ -106,10 +112,10 @@ async def test_hostile_code_is_contained(
     with pytest.raises(httpx.HTTPError):
         await _ask(endpoint, "/eat")
     for _ in range(50):
-        if not docker_client.containers.get(f"veil-{deployment_id}").attrs["State"]["Running"]:
+        if not deployment_container(docker_client, deployment_id).attrs["State"]["Running"]:
             break
         await asyncio.sleep(0.1)
-    state = docker_client.containers.get(f"veil-{deployment_id}").attrs["State"]
+    state = deployment_container(docker_client, deployment_id).attrs["State"]
     assert state["OOMKilled"] is True
     assert (await _ask(neighbour, "/"))["ok"] is True
     s.restart_backoff_seconds = 0

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from executor.deploy import Deployer
+from executor.deploy import Deployer, container_name
+from executor.docker_adapter import deployment_container
 from executor.reconciler import Reconciler
 from shared.models import Deployment
 from tests.integration.conftest import (
@@ -43,7 +44,7 @@ async def test_sample_app_runs_hardened_and_answers(
     assert status["version"] == 1
 
     deployment_id = status["deployment_id"]
-    container = docker_client.containers.get(f"veil-{deployment_id}")
+    container = deployment_container(docker_client, deployment_id)
     host = container.attrs["HostConfig"]
     settings = deployer.settings
     assert host["ReadonlyRootfs"] is True
@@ -136,8 +137,8 @@ async def test_redeploy_switches_route_and_removes_the_old_container(
     assert second["version"] == 2
     assert second["active_deployment_id"] == second["deployment_id"]
     with pytest.raises(docker.errors.NotFound):
-        docker_client.containers.get(f"veil-{first['deployment_id']}")
-    assert docker_client.containers.get(f"veil-{second['deployment_id']}").status == "running"
+        deployment_container(docker_client, first["deployment_id"])
+    assert deployment_container(docker_client, second["deployment_id"]).status == "running"
 
 
 async def _sse_events(
@@ -213,7 +214,7 @@ async def test_reconciler_restarts_dead_containers_and_removes_orphans(
         },
     )
     # The app's container dies (say, the kernel's OOM killer).
-    docker_client.containers.get(f"veil-{deployment_id}").kill()
+    deployment_container(docker_client, deployment_id).kill()
 
     report = await reconciler.run_once()
     assert report.removed_orphans == [orphan.id]
@@ -224,16 +225,16 @@ async def test_reconciler_restarts_dead_containers_and_removes_orphans(
     assert (await reconciler.run_once()).changed() is False  # converged: a no-op now
 
     # The container is gone altogether: it is created again under the same name.
-    docker_client.containers.get(f"veil-{deployment_id}").remove(force=True)
+    deployment_container(docker_client, deployment_id).remove(force=True)
     report = await reconciler.run_once()
     assert report.restarted == [deployment_id]
-    assert docker_client.containers.get(f"veil-{deployment_id}").status == "running"
+    assert deployment_container(docker_client, deployment_id).status == "running"
 
     # It keeps dying: after max_restarts it is crash-looping and off the data plane.
     deployer.settings.max_restarts = 3
     kills = 0
     while kills < 5:
-        docker_client.containers.get(f"veil-{deployment_id}").kill()
+        deployment_container(docker_client, deployment_id).kill()
         kills += 1
         report = await reconciler.run_once()
         if report.crash_looping:
@@ -276,7 +277,7 @@ async def test_interrupted_deploy_is_resumed_without_duplicates(
         deployer.settings.python_base_image,
         ["sleep", "300"],
         detach=True,
-        name=f"veil-{deployment_id}",
+        name=container_name(deployer.settings, deployment_id),
         labels={
             "veil.platform": "veil",
             "veil.instance": instance_label,
@@ -295,7 +296,7 @@ async def test_interrupted_deploy_is_resumed_without_duplicates(
     containers = docker_client.containers.list(
         all=True, filters={"label": [f"veil.instance={instance_label}", "veil.deployment_id"]}
     )
-    assert [c.name for c in containers] == [f"veil-{deployment_id}"]
+    assert [c.name for c in containers] == [container_name(deployer.settings, deployment_id)]
 
 
 async def test_rollback_reuses_kept_images_and_old_ones_are_pruned(
@@ -356,7 +357,7 @@ async def test_per_api_settings_reach_the_container(
     status = await deploy_and_wait(
         gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP})
     )
-    container = docker_client.containers.get(f"veil-{status['deployment_id']}")
+    container = deployment_container(docker_client, status["deployment_id"])
     host = container.attrs["HostConfig"]
     assert host["Memory"] == host["MemorySwap"] == 128 * 1024 * 1024
     assert (host["CpuQuota"], host["CpuPeriod"]) == (25_000, 100_000)

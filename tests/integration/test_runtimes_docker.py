@@ -22,6 +22,7 @@ import pytest
 from redis.asyncio import Redis
 
 from executor.deploy import Deployer
+from executor.docker_adapter import deployment_container
 from shared.migrate import upgrade
 from tests.integration.conftest import (
     create_api,
@@ -134,7 +135,7 @@ async def test_python_examples(
         example_zip("python", "handler"),
         "python handler (cold)",
     )
-    container = docker_client.containers.get(f"veil-{status['deployment_id']}")
+    container = deployment_container(docker_client, status["deployment_id"])
     assert container.attrs["Config"]["Cmd"] == [
         "python3",
         "/opt/veil/shim/veil_shim.py",
@@ -199,7 +200,7 @@ async def test_node_examples_and_dependency_layer_reuse(
     status, endpoint = await deploy_example(
         gateway, deployer, alice, handler_api["id"], example_zip("node", "handler"), "node handler"
     )
-    container = docker_client.containers.get(f"veil-{status['deployment_id']}")
+    container = deployment_container(docker_client, status["deployment_id"])
     assert container.attrs["Config"]["Cmd"] == [
         "node",
         "/opt/veil/shim/veil_shim.cjs",
@@ -268,7 +269,7 @@ async def test_go_examples_static_binary_without_shell(
     assert refused.status_code == 405
 
     # The final image: small, the static binary and a CA bundle, no shell at all.
-    container = docker_client.containers.get(f"veil-{status['deployment_id']}")
+    container = deployment_container(docker_client, status["deployment_id"])
     assert container.attrs["Config"]["Cmd"] == ["/app/server"]
     image = docker_client.images.get(container.image.id)
     assert image.attrs["Size"] < GO_IMAGE_MAX_BYTES, image.attrs["Size"]

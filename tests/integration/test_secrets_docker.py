@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, update
 
 from executor.deploy import Deployer
+from executor.docker_adapter import deployment_container
 from executor.reconciler import Reconciler
 from shared.models import ApiSecret
 from tests.integration.conftest import (
@@ -71,7 +72,7 @@ async def test_secrets_reach_the_container_and_survive_a_recreate(
     # A secret wins over a plain variable of the same name.
     expected = {"MY_SECRET": SECRET, "GREETING": "hi", "SHADOWED": "from-secret"}
     assert await _env_seen_by_app(deployer, deployment_id) == expected
-    env = docker_client.containers.get(f"veil-{deployment_id}").attrs["Config"]["Env"]
+    env = deployment_container(docker_client, deployment_id).attrs["Config"]["Env"]
     assert f"MY_SECRET={SECRET}" in env
     assert "PORT=8080" in env
     # The API's own gateway secret is the one VEIL_ variable an app sees.
@@ -80,7 +81,7 @@ async def test_secrets_reach_the_container_and_survive_a_recreate(
 
     # The reconciler re-creates a vanished container with the secrets in it.
     deployer.settings.restart_backoff_seconds = 0
-    docker_client.containers.get(f"veil-{deployment_id}").remove(force=True)
+    deployment_container(docker_client, deployment_id).remove(force=True)
     report = await Reconciler(deployer, deployer.sessions).run_once()
     assert report.restarted == [deployment_id]
     assert (await _env_seen_by_app(deployer, deployment_id))["MY_SECRET"] == SECRET
@@ -126,4 +127,4 @@ async def test_a_secret_that_does_not_decrypt_fails_the_deploy_by_name(
     assert SECRET not in status["error"]
     assert status["active_deployment_id"] is None
     with pytest.raises(docker.errors.NotFound):
-        docker_client.containers.get(f"veil-{status['deployment_id']}")
+        deployment_container(docker_client, status["deployment_id"])
