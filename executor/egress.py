@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.errors import VeilError
 from shared.settings import ExecutorSettings
 
 if TYPE_CHECKING:
@@ -63,8 +64,11 @@ BLOCKED_V4 = (
 _ALLOW = re.compile(r"^(?P<net>[0-9./]+?)(?::(?P<port>\d{1,5}))?$")
 
 
-class EgressError(Exception):
+class EgressError(VeilError):
     """The host firewall could not be set (not root, no iptables): tenants are not contained."""
+
+    status = 503
+    code = "egress_policy_unavailable"
 
 
 @dataclass(frozen=True)

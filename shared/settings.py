@@ -97,7 +97,7 @@ class GatewaySettings(CommonSettings):
 class DataPlaneSettings(CommonSettings):
     upstream_timeout_seconds: float = 30.0
     # The path form, <gateway>/<slug>/, beside host names under api_domain: every
-    # API then shares one origin (see docs/operations.md); off where Veil is
+    # API then shares one origin (see docs/security.md); off where Veil is
     # reachable beyond loopback.
     path_routing: bool = True
     route_cache_ttl_seconds: float = 5.0
