@@ -119,7 +119,8 @@ def test_publish_subscribe_call_watch_and_stop(
 
     # ---- calls through the data plane with that key ----
     url = buyer.locator("#key-slot pre code").inner_text()
-    slug = re.search(r"https?://[^/]+/([^/']+)/", url).group(1)  # type: ignore[union-attr]
+    # The API's own host name, as `make run` serves it: http://<slug>.localhost:<port>/
+    slug = re.search(r"https?://([^./]+)\.localhost:\d+/", url).group(1)  # type: ignore[union-attr]
     with httpx.Client(base_url=platform.dataplane, timeout=10) as plane:
         for i in range(3):
             answer = plane.get(f"/{slug}/from-the-ui/{i}", headers={"X-API-Key": key})
