@@ -7,6 +7,7 @@ through one `create_api_error_from_http_exception`).
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -82,11 +83,28 @@ class ContainerState:
             exit_code=int(attrs.get("ExitCode", 0)),
             oom_killed=bool(attrs.get("OOMKilled")),
             error=str(attrs.get("Error", "")),
-            finished_at=_engine_time(str(attrs.get("FinishedAt", ""))),
+            finished_at=parse_engine_time(str(attrs.get("FinishedAt", ""))),
         )
 
 
-def _engine_time(value: str) -> datetime | None:
+def stopped_from_outside(state: ContainerState, engine_started_at: datetime | None) -> bool:
+    """Whether a dead container was stopped by something other than its own app.
+
+    The engine going down (a dockerd restart, a host reboot: the container
+    finished before the engine now running started), or a signal from outside
+    (`docker stop`, `docker kill`, an admin: exit 143 or 137) that was not the
+    kernel's OOM killer. Those are not the app's failures and must not push it
+    towards crash-looping.
+    """
+    if state.oom_killed:
+        return False
+    finished, engine = state.finished_at, engine_started_at
+    if finished is not None and engine is not None and finished <= engine:
+        return True
+    return state.exit_code in (128 + 9, 128 + 15)
+
+
+def parse_engine_time(value: str) -> datetime | None:
     """The engine's RFC 3339 times carry nanoseconds; "0001-01-01T00:00:00Z" is never."""
     if not value or value.startswith("0001-"):
         return None
@@ -131,6 +149,7 @@ class ManagedContainer:
     name: str
     labels: dict[str, str]
     state: ContainerState
+    created_at: datetime | None = None
 
 
 def deployment_container(client: docker.DockerClient, deployment_id: str) -> Any:
@@ -375,6 +394,24 @@ class DockerAdapter:
             )
         return str(container.id)
 
+    def engine_started_at(self) -> datetime | None:
+        """When the engine now running started, if it runs on this host and says so.
+
+        From the pid file of a local dockerd and /proc (the API does not tell);
+        None for a remote engine or one this process cannot see.
+        """
+        try:
+            pid = int(Path("/var/run/docker.pid").read_text().strip())
+            ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+            boot = next(
+                int(line.split()[1])
+                for line in Path("/proc/stat").read_text().splitlines()
+                if line.startswith("btime ")
+            )
+        except (OSError, ValueError, IndexError, StopIteration):
+            return None
+        return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), UTC)
+
     def set_cpus(self, container_id: str, cpus: float) -> None:
         """Change a running container's CPU limit (the CFS quota) in place."""
         with translated("update container"):
@@ -427,6 +464,7 @@ class DockerAdapter:
                         name=str(container.name),
                         labels=dict(container.labels),
                         state=ContainerState.from_attrs(attrs, str(container.status)),
+                        created_at=parse_engine_time(str(container.attrs.get("Created", ""))),
                     )
                 )
         return out

@@ -6,9 +6,14 @@ One pass:
    progress belong to their deploy job and are left alone.
 2. The API's active deployment must have a running container. When it died
    (crash, OOM kill) or vanished, it is started again with exponential
-   backoff; after `max_restarts` the deployment is marked crash-looping and
-   taken off the data plane.
-3. At worker start only: deploys that were interrupted (the executor died
+   backoff; after `max_restarts` of the app's own failures the deployment is
+   marked crash-looping and taken off the data plane. A container the engine
+   stopped when it went down (dockerd restart, host reboot) or that was stopped,
+   killed or removed from outside is restarted at once and not counted; a count
+   is forgiven after `restart_reset_seconds` of running.
+3. Build sandboxes left by a dead build (a killed worker): all of them at the
+   build worker's start, and any older than the build time limit later.
+4. At worker start only: deploys that were interrupted (the executor died
    mid-deploy) are queued again. Container names are deterministic, so the
    resumed job replaces its own leftovers instead of adding a duplicate.
 """
@@ -25,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor import repository
 from executor.deploy import Deployer, DeployFailed, labels_for_platform, prepare_networks
-from executor.docker_adapter import ManagedContainer
+from executor.docker_adapter import ManagedContainer, stopped_from_outside
 from shared.errors import VeilError
 from shared.events import ROUTES_CHANNEL
 from shared.models import Api, ApiVersion, Deployment
@@ -70,6 +75,7 @@ class Reconciler:
 
     async def run_once(self, resume_interrupted: bool = False) -> ReconcileReport:
         report = ReconcileReport()
+        self._engine_started_at = await asyncio.to_thread(self.docker.engine_started_at)
         containers = await asyncio.to_thread(
             self.docker.managed_containers, labels_for_platform(self.settings)
         )
@@ -78,6 +84,11 @@ class Reconciler:
             deployment_id = container.labels.get("veil.deployment_id")
             if deployment_id:
                 by_deployment[deployment_id] = container
+            elif container.labels.get("veil.role") == "build" and self._stale_build(
+                container, resume_interrupted
+            ):
+                await asyncio.to_thread(self.docker.remove_container, container.id, 0)
+                report.removed_orphans.append(container.id)
         async with self.sessions() as session:
             known = await repository.deployments_by_ids(session, list(by_deployment))
             for deployment_id, container in by_deployment.items():
@@ -115,8 +126,17 @@ class Reconciler:
         container: ManagedContainer | None,
         report: ReconcileReport,
     ) -> None:
+        s = self.settings
         if container is not None and container.state.running:
+            if self._forgive(deployment):
+                await session.commit()
             return
+        # Only the app's own failures count towards crash-looping: not an engine
+        # restart or a host reboot, not a stop or kill from outside, not a
+        # container someone removed. Those are restarted at once, uncounted.
+        app_failed = container is not None and not stopped_from_outside(
+            container.state, self._engine_started_at
+        )
         if container is not None:
             deployment.last_exit = describe_exit(container)
             deployment.last_exit_at = container.state.finished_at or utcnow()
@@ -125,8 +145,7 @@ class Reconciler:
             deployment.last_exit_at = utcnow()
         # else: a container removed after a failed restart tells nothing; the exit
         # seen before (its code, an OOM kill) stays the last one, not "missing".
-        s = self.settings
-        if deployment.restart_count >= s.max_restarts:
+        if app_failed and deployment.restart_count >= s.max_restarts:
             deployment.status = "crash-looping"
             deployment.error = (
                 f"crash-looping: the container died {deployment.restart_count + 1} times;"
@@ -143,10 +162,11 @@ class Reconciler:
             return
         backoff = min(s.restart_backoff_seconds * 2**deployment.restart_count, 300.0)
         last = deployment.last_restart_at
-        if last is not None and utcnow() - last < timedelta(seconds=backoff):
+        if app_failed and last is not None and utcnow() - last < timedelta(seconds=backoff):
             await session.commit()  # keep last_exit; try again on a later pass
             return
-        deployment.restart_count += 1
+        if app_failed:
+            deployment.restart_count += 1
         deployment.last_restart_at = utcnow()
         sealed = await repository.api_secrets(session, api.id)
         try:
@@ -156,6 +176,8 @@ class Reconciler:
             endpoint = await asyncio.to_thread(self.deployer.await_ready, container_id)
         except (DeployFailed, VeilError) as exc:
             log.warning("restart of deployment %s failed: %s", deployment.id, exc)
+            if not app_failed and isinstance(exc, DeployFailed):
+                deployment.restart_count += 1  # it was up to the app, and it did not start
             await session.commit()  # the count went up: the next pass backs off further
             return
         deployment.container_id = container_id
@@ -163,6 +185,24 @@ class Reconciler:
         await session.commit()
         self._publish(api.slug)
         report.restarted.append(deployment.id)
+
+    def _stale_build(self, sandbox: ManagedContainer, at_worker_start: bool) -> bool:
+        """A build sandbox nobody works in: at the build worker's start every one (its
+        builds died with the last worker and are resumed from scratch), later those
+        older than any build may run."""
+        if at_worker_start:
+            return True
+        oldest = utcnow() - timedelta(seconds=self.settings.build_timeout_seconds + 120)
+        return sandbox.created_at is not None and sandbox.created_at < oldest
+
+    def _forgive(self, deployment: Deployment) -> bool:
+        """A restart count is forgiven once the app has run that long since (True: it was)."""
+        last = deployment.last_restart_at
+        healthy_for = timedelta(seconds=self.settings.restart_reset_seconds)
+        if deployment.restart_count and last is not None and utcnow() - last >= healthy_for:
+            deployment.restart_count = 0
+            return True
+        return False
 
     def _restart(
         self,

@@ -7,8 +7,12 @@ worker left half-done (this assumes one build worker per Docker host).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import os
+import signal
 import sys
+from typing import Any
 
 from redis import Redis
 from rq import Queue, Worker
@@ -26,6 +30,24 @@ from shared.settings import ExecutorSettings
 
 log = logging.getLogger("veil.executor.worker")
 DEPLOY_JOB = "executor.jobs.deploy"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class BuildWorker(Worker):
+    """rq's worker, whose work horse (a forked child in a process group of its own)
+    dies with it: a `kill -9` of the worker must not leave a horse building on
+    while a restarted worker resumes the same deployment."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._worker_pid = os.getpid()
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != self._worker_pid:  # the worker died before the line above
+            os._exit(1)
+        super().main_work_horse(job, queue)
 
 
 def requeue_deploy(queue: Queue, deployment_id: str) -> None:
@@ -73,7 +95,7 @@ def main() -> int:
     except VeilError as exc:
         log.error("%s", exc.message)
         return 1
-    worker = Worker([queue], connection=redis)
+    worker = BuildWorker([queue], connection=redis)
     log.info("build worker listening on queue %s", settings.build_queue)
     worker.work(logging_level=settings.log_level.upper())
     return 0

@@ -2,7 +2,10 @@
 
 Starts a local Redis when VEIL_REDIS_URL is not set, applies migrations,
 starts every service as a child process, waits until each answers, prints the
-URLs, and on Ctrl-C (or SIGTERM) stops exactly the processes it started.
+URLs, then supervises: a service that exits is started again with back-off
+while the rest keeps serving. On Ctrl-C (or SIGTERM) it stops every process it
+started and everything below them (the build worker's job process included:
+the launcher is their subreaper), Redis last.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from launcher.processes import Child, ChildSet, raise_nofile, wait_http, wait_redis
+from launcher.processes import (
+    Child,
+    ChildSet,
+    become_subreaper,
+    raise_nofile,
+    wait_http,
+    wait_redis,
+)
 from launcher.redis_conf import redis_url, write_config
 from launcher.secrets import load_or_create_secrets
 
@@ -46,7 +56,8 @@ def main() -> int:
     # resolve *.localhost to loopback); the path form stays on localhost:8000.
     env.setdefault("VEIL_API_DOMAIN", "localhost")
 
-    children = ChildSet()
+    become_subreaper()
+    children = ChildSet(data_dir)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -62,7 +73,7 @@ def main() -> int:
             redis_dir.mkdir(exist_ok=True)
             password = env["VEIL_REDIS_PASSWORD"]
             config = write_config(redis_dir, redis_port, password, persistent=True)
-            children.start(Child("redis", ["redis-server", str(config)]), env, data_dir)
+            children.start(Child("redis", ["redis-server", str(config)]), env)
             env["VEIL_REDIS_URL"] = redis_url(redis_port, password)
             wait_redis(env["VEIL_REDIS_URL"], children)
 
@@ -96,36 +107,30 @@ def main() -> int:
             if name == "dataplane":  # every worker learns the count: it shares limits out
                 argv = dataplane_command(factory, host, port, workers)
                 plane_env = {**env, "VEIL_DATAPLANE_WORKERS": str(workers)}
-                children.start(Child(name, argv), plane_env, data_dir)
+                children.start(Child(name, argv), plane_env)
                 continue
-            children.start(Child(name, [*uvicorn, factory, "--port", str(port)]), env, data_dir)
-        children.start(Child("worker", [sys.executable, "-m", "executor.worker"]), env, data_dir)
+            children.start(Child(name, [*uvicorn, factory, "--port", str(port)]), env)
+        children.start(Child("worker", [sys.executable, "-m", "executor.worker"]), env)
         # The build sandboxes' only way to the package indexes (executor/build_proxy.py).
-        children.start(
-            Child("build-proxy", [sys.executable, "-m", "executor.build_proxy"]), env, data_dir
-        )
+        children.start(Child("build-proxy", [sys.executable, "-m", "executor.build_proxy"]), env)
         for name, _factory, port in services:
             wait_http(f"http://127.0.0.1:{port}/healthz", name, children)
 
         print(
             "\n[veil] Veil is running\n"
             f"  gateway API + UI  http://localhost:{ports['gateway']}/   (docs: /docs)\n"
-            f"  data plane        http://localhost:{ports['dataplane']}/<api-slug>/<path>\n"
+            f"  data plane        http://<api-slug>.localhost:{ports['dataplane']}/<path>"
+            f"  (or localhost:{ports['dataplane']}/<api-slug>/<path>)\n"
             f"  executor          http://localhost:{ports['executor']}/docs  (internal)\n"
             f"  analytics         http://localhost:{ports['analytics']}/docs  (internal)\n"
             f"  data              {data_dir}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
+        # A supervisor from here on: a service that dies is started again (with
+        # back-off) while the others keep serving; only a signal stops everything.
         while not stopping:
-            dead = children.first_exited()
-            if dead is not None:
-                print(
-                    f"[veil] {dead.name} exited with code {dead.returncode}; stopping",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return 1
+            children.supervise()
             time.sleep(0.3)
         return 0
     except RuntimeError as exc:

@@ -74,7 +74,10 @@ def running_platform(
     extra_env: dict[str, str] | None = None,
     timeout: float = 240,
     dataplane_workers: int | None = None,
+    remove_containers: bool = True,
 ) -> Iterator[Platform]:
+    """The platform as `make run` starts it; stopped (and, unless told otherwise, its
+    labelled containers and images removed) when the block ends."""
     ports = {name: free_port() for name in SERVICES}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEIL_")}
     env |= {f"VEIL_{name.upper()}_PORT": str(port) for name, port in ports.items()}
@@ -109,7 +112,8 @@ def running_platform(
         try:
             deadline = time.monotonic() + timeout
             while not (
-                _answers(f"{gateway}/healthz")
+                b"Veil is running" in log_path.read_bytes()  # every service answered
+                and _answers(f"{gateway}/healthz")
                 and _answers(f"{dataplane}/healthz")
                 and _worker_registered(redis)
             ):
@@ -123,7 +127,8 @@ def running_platform(
         finally:
             redis.close()
             stop(process)
-            remove_labelled(label)
+            if remove_containers:
+                remove_labelled(label)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -31,11 +33,47 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off afresh
+
+
+def become_subreaper() -> None:
+    """Orphans of our children (rq's work horse, in a process group of its own, when
+    its worker dies) become ours, not init's: we can still find and stop them."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below `root` (children first), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop(0)
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
 @dataclass
 class Child:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    restarts: int = 0
+    restart_at: float | None = None  # when a dead child is due to start again
 
     @property
     def returncode(self) -> int | None:
@@ -43,39 +81,113 @@ class Child:
 
 
 class ChildSet:
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path) -> None:
         self.children: list[Child] = []
+        self.data_dir = data_dir
 
-    def start(self, child: Child, env: dict[str, str], data_dir: Path) -> None:
-        log_dir = data_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        # Output goes to the terminal and is tee'd nowhere: `make run` is interactive.
-        # A log file per service would be the next step for a daemonised install.
-        child.process = subprocess.Popen(child.argv, env=env, cwd=ROOT)  # noqa: S603
+    def start(self, child: Child, env: dict[str, str]) -> None:
+        child.env = env
+        self._spawn(child)
         self.children.append(child)
+
+    def _spawn(self, child: Child) -> None:
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        # Output goes to the terminal: `make run` is interactive. A process group of
+        # its own: a terminal's Ctrl-C reaches the launcher only, which stops the
+        # children in order (Redis last) rather than all at once.
+        child.process = subprocess.Popen(  # noqa: S603
+            child.argv, env=child.env, cwd=ROOT, process_group=0
+        )
+        child.started_at = time.monotonic()
+        child.restart_at = None
 
     def first_exited(self) -> Child | None:
         return next((c for c in self.children if c.returncode is not None), None)
 
+    def supervise(self) -> None:
+        """Start again, with back-off, what died; reap orphans that came to us."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.returncode is None:
+                continue
+            if child.restart_at is None:
+                if now - child.started_at >= HEALTHY_AFTER_SECONDS:
+                    child.restarts = 0
+                delay = min(2.0**child.restarts, RESTART_BACKOFF_MAX_SECONDS)
+                child.restart_at = now + delay
+                child.restarts += 1
+                print(
+                    f"[veil] {child.name} exited with code {child.returncode};"
+                    f" starting it again in {delay:g} s (restart {child.restarts})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            elif now >= child.restart_at:
+                self._spawn(child)
+                print(f"[veil] {child.name} started again", file=sys.stderr, flush=True)
+        _reap_orphans({c.process.pid for c in self.children if c.process is not None})
+
     def stop_all(self, grace: float = 8.0) -> None:
-        # Reverse order: workers and services first, Redis last.
-        for child in reversed(self.children):
-            _signal(child, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for child in reversed(self.children):
-            assert child.process is not None
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                child.process.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                _signal(child, signal.SIGKILL)
-                child.process.wait(timeout=5)
+        """Every process we started and everything below it: SIGTERM, a bounded grace,
+        then SIGKILL. Redis last, so that the others' shutdown writes land."""
+        services = [c for c in self.children if c.name != "redis"]
+        last = [c for c in self.children if c.name == "redis"]
+        redis = {p for c in last if c.process is not None for p in _tree(c.process.pid)}
+        for group in (services, last):
+            pids = [
+                p for child in reversed(group) if child.process for p in _tree(child.process.pid)
+            ]
+            if group is services:
+                # Orphans of the services (a horse whose worker died) are ours now.
+                pids += [p for p in descendants(os.getpid()) if p not in redis and p not in pids]
+            if not pids:
+                continue
+            _signal_all(pids, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and any(_alive(p) for p in pids):
+                _reap_orphans(set())
+                for child in group:
+                    if child.process is not None:
+                        child.process.poll()
+                time.sleep(0.05)
+            _signal_all([p for p in pids if _alive(p)], signal.SIGKILL)
+            for child in group:
+                if child.process is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.process.wait(timeout=5)
+            _reap_orphans(set())
 
 
-def _signal(child: Child, signum: int) -> None:
-    if child.process is not None and child.process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.process.pid, signum)
+def _tree(pid: int) -> list[int]:
+    return [pid, *descendants(pid)] if _alive(pid) else []
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _reap_orphans(ours: set[int]) -> None:
+    """Wait for exited processes that are not our Popen children (those poll()
+    themselves: reaping them here would lose their exit codes)."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if info is None or info.si_pid in ours or info.si_pid == 0:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(info.si_pid, 0)
 
 
 def wait_http(url: str, name: str, children: ChildSet, timeout: float = 120.0) -> None:

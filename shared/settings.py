@@ -178,6 +178,9 @@ class ExecutorSettings(CommonSettings):
     max_restarts: int = 5
     keep_images: int = 5  # per API: the newest versions' images stay for instant rollback
     restart_backoff_seconds: float = 1.0  # doubles with each restart, up to 5 minutes
+    # After this long running since its last restart, an app's restart count is
+    # forgiven (as Kubernetes resets its crash back-off).
+    restart_reset_seconds: float = 600.0
 
 
 class AnalyticsSettings(CommonSettings):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -25,6 +28,7 @@ from tests.integration.conftest import (
 )
 
 pytestmark = pytest.mark.docker
+HOSTILE = (Path(__file__).parents[1] / "fixtures" / "hostile_app.py").read_bytes()
 
 CRASHING_APP = b"import sys\nprint('boom: missing config', flush=True)\nsys.exit(3)\n"
 
@@ -196,7 +200,7 @@ async def test_reconciler_restarts_dead_containers_and_removes_orphans(
     alice = await signup(gateway)
     api = await create_api(gateway, alice)
     status = await deploy_and_wait(
-        gateway, deployer, alice, api["id"], zip_bytes({"main.py": SAMPLE_APP})
+        gateway, deployer, alice, api["id"], zip_bytes({"main.py": HOSTILE})
     )
     deployment_id = status["deployment_id"]
     deployer.settings.restart_backoff_seconds = 0
@@ -213,43 +217,81 @@ async def test_reconciler_restarts_dead_containers_and_removes_orphans(
             "veil.deployment_id": "no-such-deployment",
         },
     )
-    # The app's container dies (say, the kernel's OOM killer).
+    # Killed from outside (an admin, a node going away): restarted, not the app's fault.
     deployment_container(docker_client, deployment_id).kill()
 
     report = await reconciler.run_once()
     assert report.removed_orphans == [orphan.id]
     assert report.restarted == [deployment_id]
+    assert (await restarts(deployer, deployment_id)) == 0
     endpoint = await endpoint_of(deployer, deployment_id)
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{endpoint}/again")).status_code == 200
     assert (await reconciler.run_once()).changed() is False  # converged: a no-op now
 
-    # The container is gone altogether: it is created again under the same name.
+    # Stopped the way the engine stops it when it goes down (SIGTERM), and then
+    # gone altogether: both restarted at once, neither counted against the app.
+    deployment_container(docker_client, deployment_id).stop(timeout=5)
+    assert (await reconciler.run_once()).restarted == [deployment_id]
     deployment_container(docker_client, deployment_id).remove(force=True)
     report = await reconciler.run_once()
     assert report.restarted == [deployment_id]
     assert deployment_container(docker_client, deployment_id).status == "running"
+    assert (await restarts(deployer, deployment_id)) == 0
 
-    # It keeps dying: after max_restarts it is crash-looping and off the data plane.
+    # The app's own crash counts; after running long enough the count is forgiven.
+    await crash(deployer, deployment_id)
+    assert (await reconciler.run_once()).restarted == [deployment_id]
+    assert (await restarts(deployer, deployment_id)) == 1
+    deployer.settings.restart_reset_seconds = 0
+    assert (await reconciler.run_once()).changed() is False
+    assert (await restarts(deployer, deployment_id)) == 0
+    deployer.settings.restart_reset_seconds = 600
+
+    # It keeps crashing: after max_restarts it is crash-looping and off the data plane.
     deployer.settings.max_restarts = 3
-    kills = 0
-    while kills < 5:
-        deployment_container(docker_client, deployment_id).kill()
-        kills += 1
+    crashes = 0
+    while crashes < 6:
+        await crash(deployer, deployment_id)
+        crashes += 1
         report = await reconciler.run_once()
         if report.crash_looping:
             break
     assert report.crash_looping == [deployment_id]
-    assert kills == 2  # restarts 3 of 3 used up: the next death is final
+    assert crashes == 4  # restarts 3 of 3 used up: the next crash is final
     final = (await gateway.get(f"/api/v1/apis/{api['id']}/status", headers=alice)).json()
     assert final["status"] == "crash-looping"
     assert "crash-looping" in final["error"]
-    assert "last: exit 137" in final["error"]  # the real exit, never "container missing"
+    assert "last: exit 3" in final["error"]  # the real exit, never "container missing"
     assert final["active_deployment_id"] is None
     assert final["restart_count"] == 3
     last = final["last_exit"]
-    assert (last["description"], last["exit_code"], last["oom_killed"]) == ("exit 137", 137, False)
+    assert (last["description"], last["exit_code"], last["oom_killed"]) == ("exit 3", 3, False)
     assert last["at"] is not None
+
+
+async def restarts(deployer: Deployer, deployment_id: str) -> int:
+    async with deployer.sessions() as session:
+        row = await session.get(Deployment, deployment_id)
+        assert row is not None
+        return int(row.restart_count)
+
+
+async def crash(deployer: Deployer, deployment_id: str) -> None:
+    """The app exits by itself (code 3) and its container is seen stopped."""
+    endpoint = await endpoint_of(deployer, deployment_id)
+    async with httpx.AsyncClient(timeout=5) as client:
+        with contextlib.suppress(httpx.HTTPError):
+            await client.get(f"{endpoint}/crash", params={"code": "3"})
+    client_ = docker.from_env()
+    try:
+        for _ in range(100):
+            if deployment_container(client_, deployment_id).status != "running":
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        client_.close()
+    raise AssertionError("the app did not exit")
 
 
 async def test_interrupted_deploy_is_resumed_without_duplicates(
