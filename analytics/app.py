@@ -31,7 +31,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc_thresholds = tune_gc(settings.ingest_gc_threshold)
-        engine = create_engine(settings.resolved_database_url)
+        engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
         redis = Redis.from_url(settings.redis_url)
         sessions = create_sessionmaker(engine)
         consumer = EventConsumer(
@@ -44,6 +44,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         )
         app.state.settings = settings
         app.state.sessions = sessions
+        app.state.database_engine = engine  # for /readyz
         app.state.redis = redis
         app.state.consumer = consumer
         app.state.last_reconciliation = None

@@ -24,12 +24,13 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
+        engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
         sessions = create_sessionmaker(engine)
         docker = DockerAdapter.from_env()
         redis = Redis.from_url(settings.redis_url)
         app.state.settings = settings
         app.state.sessions = sessions
+        app.state.database_engine = engine  # for /readyz
         app.state.docker = docker
         app.state.deployer = Deployer(settings, sessions, docker, redis)
         reconciler = Reconciler(app.state.deployer, sessions)

@@ -36,7 +36,7 @@ class JobContext:
 @asynccontextmanager
 async def job_context() -> AsyncIterator[JobContext]:
     settings = ExecutorSettings()
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
     docker = DockerAdapter.from_env()
     redis = Redis.from_url(settings.redis_url)
     try:

@@ -62,7 +62,7 @@ def requeue_deploy(queue: Queue, deployment_id: str) -> None:
 
 
 async def reconcile_at_start(settings: ExecutorSettings, redis: Redis, queue: Queue) -> None:
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
     docker = DockerAdapter.from_env()
     try:
         sessions = create_sessionmaker(engine)

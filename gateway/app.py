@@ -36,7 +36,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
+        engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
         blobs = BlobStore(settings.data_dir / "blobs")
         blobs.ensure()
         redis = Redis.from_url(settings.redis_url)
@@ -51,6 +51,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             login_throttle=LoginThrottle(redis, settings),
         )
         app.state.veil = state
+        app.state.database_engine = engine  # for /readyz
         try:
             yield
         finally:

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.archive import ArchiveLimits
+from shared.db import DatabaseTimeouts
 
 
 class CommonSettings(BaseSettings):
@@ -41,6 +42,11 @@ class CommonSettings(BaseSettings):
     # siblings) or "localhost" on one machine (browsers resolve *.localhost to
     # loopback). Empty: only the path form <gateway>/<slug>/.
     api_domain: str = ""
+    # Bounded waits on the database (shared/db.py): past them a call answers 503
+    # database_unavailable at once instead of hanging.
+    db_connect_timeout_seconds: float = 5.0
+    db_statement_timeout_seconds: float = 30.0
+    db_pool_timeout_seconds: float = 5.0
     # What an upload may unpack to: checked by the gateway on upload and again by
     # the executor when it unpacks the same upload for a build.
     # The largest answer the data plane relays for any API (per API it may be less);
@@ -48,6 +54,14 @@ class CommonSettings(BaseSettings):
     max_response_mb: int = 100
     max_archive_files: int = 2000
     max_archive_bytes: int = 200 * 1024 * 1024
+
+    @property
+    def database_timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(
+            connect_seconds=self.db_connect_timeout_seconds,
+            statement_seconds=self.db_statement_timeout_seconds,
+            pool_seconds=self.db_pool_timeout_seconds,
+        )
 
     @property
     def archive_limits(self) -> ArchiveLimits:

@@ -23,7 +23,7 @@ from shared.settings import GatewaySettings
 
 
 async def ensure_admin(settings: GatewaySettings, email: str, password: str) -> str:
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
     try:
         async with create_sessionmaker(engine)() as session:
             email = normalise_email(email)

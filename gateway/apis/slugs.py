@@ -7,7 +7,9 @@ import secrets
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
 # Names the data plane or the UI may want for themselves one day.
-RESERVED = frozenset({"api", "admin", "docs", "healthz", "metrics", "static", "login", "veil"})
+RESERVED = frozenset(
+    {"api", "admin", "docs", "healthz", "readyz", "metrics", "static", "login", "veil"}
+)
 
 
 def slugify(name: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.dataplane.cache import LoadingCache
+from shared.db import database_call
 from shared.events import USER_INVALIDATION_PREFIX
 from shared.models import User
 
@@ -35,6 +36,7 @@ class AccountCache:
         """The account as the database has it now (within a TTL); None: it is gone."""
         return await self._cache.get(user_id)
 
+    @database_call
     async def _load(self, user_id: str) -> Account | None:
         async with self._sessions() as session:
             row = (

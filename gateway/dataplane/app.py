@@ -37,7 +37,7 @@ from gateway.dataplane.proxy import (
 )
 from gateway.dataplane.routes import Route, RouteTable
 from gateway.dataplane.upstream import UpstreamPool
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, database_ready
 from shared.errors import (
     BadRequest,
     Forbidden,
@@ -68,7 +68,9 @@ class DataPlane:
         self._in_flight: dict[str, int] = {}  # api id → calls this worker is forwarding
 
     async def startup(self) -> None:
-        self.engine = create_engine(self.settings.resolved_database_url)
+        self.engine = create_engine(
+            self.settings.resolved_database_url, self.settings.database_timeouts
+        )
         sessions = create_sessionmaker(self.engine)
         self.routes = RouteTable(
             sessions,
@@ -151,6 +153,11 @@ class DataPlane:
         try:
             if scope["path"] == "/healthz":
                 await _send_plain(send, 200, b'{"status":"ok"}', request_id)
+                return
+            if scope["path"] == "/readyz":  # ready: the database answers (routes can load)
+                ready = await database_ready(self.engine)
+                body = b'{"status":"ok"}' if ready else b'{"status":"unavailable"}'
+                await _send_plain(send, 200 if ready else 503, body, request_id)
                 return
             slug, rest, cookie_path = self._route(scope, headers)
             route = await self.routes.resolve(slug) if slug else None

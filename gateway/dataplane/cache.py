@@ -8,6 +8,10 @@ Three things a plain dict with expiry times gets wrong under load:
 - Latency spikes at expiry: an expired entry is still answered once more while
   one background load refreshes it (the TTL is a safety net; changes arrive by
   pub/sub and drop the entry at once, so staleness is not widened by this).
+- An outage: when the database does not answer a refresh, the entry it had is
+  kept and answered on (retried every second) instead of dropped, so calls whose
+  route and key were known keep working; unknown ones get 503
+  `database_unavailable` at once (shared/db.py bounds the wait).
 - A lost invalidation: a load that started before `invalidate()` may have read
   the old row (a key revoked a moment later); its result must not be stored.
   Every invalidation bumps a generation, and a load only stores what it read
@@ -23,10 +27,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from shared.db import DatabaseUnavailable
+
 K = TypeVar("K")
 V = TypeVar("V")
 
 log = logging.getLogger("veil.dataplane.cache")
+_RETRY_SECONDS = 1.0
 
 
 class Missing:
@@ -89,6 +96,13 @@ class LoadingCache(Generic[K, V]):
     async def _load_and_store(self, key: K, generation: int) -> V:
         try:
             value = await self._load(key)
+        except DatabaseUnavailable:
+            # The database is down: what was known goes on being answered (stale, as
+            # changes still arrive by pub/sub), asked again a second later.
+            hit = self._entries.get(key)
+            if generation == self._generation and hit is not None:
+                self._entries[key] = (time.monotonic() + _RETRY_SECONDS, hit[1])
+            raise
         except BaseException:
             if generation == self._generation:
                 self._entries.pop(key, None)  # a failed refresh: the next call loads afresh

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.dataplane.cache import LoadingCache, Missing
 from gateway.dataplane.limits import Policy
+from shared.db import database_call
 from shared.models import ApiKey, Plan, Subscription, User
 
 
@@ -48,6 +49,7 @@ class KeyCache:
         """The live key with this hash (not revoked, subscription active), or None."""
         return await self._cache.get(key_hash)
 
+    @database_call
     async def _load(self, key_hash: str) -> KeyInfo | None:
         async with self._sessions() as session:
             result = await session.execute(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.dataplane.cache import LoadingCache, Missing
 from shared.crypto import gateway_secret
+from shared.db import database_call
 from shared.models import Api, ApiVersion, Deployment
 
 
@@ -44,6 +45,7 @@ class RouteTable:
         route = self._cache.peek(slug)
         return await self._cache.get(slug) if isinstance(route, Missing) else route
 
+    @database_call
     async def _load(self, slug: str) -> Route | None:
         async with self._sessions() as session:
             result = await session.execute(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from shared.db import DatabaseUnavailable, is_unavailable
 from shared.errors import VeilError
 from shared.http.context import current_request_id
 
+log = logging.getLogger("veil.errors")
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -87,7 +91,20 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
 
 
+async def _database_error(_request: Request, exc: Exception) -> Response:
+    """An unreachable or unanswering database: a quick 503, not a hang or a 500."""
+    if not is_unavailable(exc):
+        raise exc  # a real bug: the 500 path, logged with its traceback
+    log.warning("database unavailable: %s", exc)
+    unavailable = DatabaseUnavailable()
+    return error_response(
+        unavailable.status, unavailable.code, unavailable.message, unavailable.headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VeilError, _veil_error)
+    for unavailable in (SQLAlchemyError, TimeoutError, ConnectionError):
+        app.add_exception_handler(unavailable, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
