@@ -25,11 +25,12 @@ from gateway.dataplane.app import DataPlane
 from shared.auth.tokens import issue_access_token
 from shared.db import create_engine, create_sessionmaker
 from shared.migrate import upgrade
-from shared.models import Api, ApiVersion, Deployment, User
+from shared.models import Api, User
 from shared.settings import AnalyticsSettings, DataPlaneSettings, GatewaySettings
 from tests.conftest import _create_pg_database, asgi_client
 from tests.integration.analytics_support import event, feed, stored, wait_stored
 from tests.integration.conftest import assert_error, signup
+from tests.integration.dataplane_support import add_in_order, running_deployment, version_row
 from tests.integration.test_dataplane import upstream
 from tests.services import FaultyProxy
 
@@ -129,31 +130,9 @@ async def test_the_data_plane_serves_what_it_knows_and_refuses_the_rest_quickly(
     async with create_sessionmaker(engine)() as session:
         owner = User(id="u-owner", email="o@example.com", password_hash="x", role="developer")
         api = Api(id="api-1", owner_id=owner.id, name="Echo", slug="echo")
-        version = ApiVersion(
-            id="v-1",
-            api_id=api.id,
-            number=1,
-            sha256="0" * 64,
-            size_bytes=1,
-            filename="main.py",
-            archive_kind="file",
-            runtime="python",
-            contract="server",
-            entry="main.py",
-            file_count=1,
-            uploaded_by=owner.id,
-        )
-        deployment = Deployment(
-            id="d-1",
-            api_id=api.id,
-            version_id=version.id,
-            status="running",
-            endpoint=upstream,
-            requested_by=owner.id,
-        )
-        for rows in ([owner], [api], [version], [deployment]):
-            session.add_all(rows)
-            await session.flush()
+        version = version_row(api.id, owner.id, "v-1")
+        deployment = running_deployment("d-1", version, upstream, owner.id)
+        await add_in_order(session, [owner], [api], [version], [deployment])
         api.active_deployment_id = deployment.id
         await session.commit()
     await engine.dispose()

@@ -18,9 +18,10 @@ from gateway.dataplane.resp import KeptConnection
 from shared.auth.tokens import issue_access_token
 from shared.db import create_engine, create_sessionmaker
 from shared.events import ExecutionEvent
-from shared.models import Api, ApiVersion, Deployment, User
+from shared.models import Api, Deployment, User
 from shared.settings import DataPlaneSettings
 from tests.integration.conftest import assert_error
+from tests.integration.dataplane_support import add_in_order, running_deployment, version_row
 from tests.services import free_port
 
 COOKIES_SET = (
@@ -90,32 +91,9 @@ async def world(make_settings: Any, upstream: str, redis: Redis) -> AsyncIterato
         other = User(id="u-other", email="x@example.com", password_hash="x", role="developer")
         api = Api(id="api-1", owner_id=owner.id, name="Echo", slug="echo")
         idle = Api(id="api-2", owner_id=owner.id, name="Idle", slug="idle")
-        version = ApiVersion(
-            id="v-1",
-            api_id=api.id,
-            number=1,
-            sha256="0" * 64,
-            size_bytes=1,
-            filename="main.py",
-            archive_kind="file",
-            runtime="python",
-            contract="server",
-            entry="main.py",
-            file_count=1,
-            uploaded_by=owner.id,
-        )
-        deployment = Deployment(
-            id="d-1",
-            api_id=api.id,
-            version_id=version.id,
-            status="running",
-            endpoint=upstream,
-            requested_by=owner.id,
-        )
-        # No ORM relationships: flush parents before children.
-        for rows in ([owner, other], [api, idle], [version], [deployment]):
-            session.add_all(rows)
-            await session.flush()
+        version = version_row(api.id, owner.id, "v-1")
+        deployment = running_deployment("d-1", version, upstream, owner.id)
+        await add_in_order(session, [owner, other], [api, idle], [version], [deployment])
         api.active_deployment_id = deployment.id
         await session.commit()
     secret = settings.jwt_secret.get_secret_value()

@@ -21,9 +21,10 @@ from gateway.dataplane.app import DataPlane
 from shared.auth.api_keys import generate
 from shared.db import create_engine, create_sessionmaker
 from shared.events import KEYS_CHANNEL, ExecutionEvent
-from shared.models import Api, ApiKey, ApiVersion, Deployment, Plan, Subscription, User
+from shared.models import Api, ApiKey, Deployment, Plan, Subscription, User
 from shared.settings import DataPlaneSettings
 from tests.integration.conftest import assert_error
+from tests.integration.dataplane_support import version_row
 from tests.services import free_port
 
 
@@ -41,23 +42,6 @@ async def upstream() -> AsyncIterator[str]:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}"
     await runner.cleanup()
-
-
-def _version(api_id: str, owner_id: str) -> ApiVersion:
-    return ApiVersion(
-        id=f"v-{api_id}",
-        api_id=api_id,
-        number=3,
-        sha256="0" * 64,
-        size_bytes=1,
-        filename="main.py",
-        archive_kind="file",
-        runtime="python",
-        contract="server",
-        entry="main.py",
-        file_count=1,
-        uploaded_by=owner_id,
-    )
 
 
 async def _plane(settings: DataPlaneSettings) -> tuple[DataPlane, httpx.AsyncClient]:
@@ -111,7 +95,7 @@ async def market(make_settings: Any, upstream: str, redis: Redis) -> AsyncIterat
         for rows in (
             [owner, consumer],
             [api, other],
-            [_version(api.id, owner.id)],
+            [version_row(api.id, owner.id, f"v-{api.id}", number=3)],
             [rate, quota, free],
             subs,
             keys,
