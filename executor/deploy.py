@@ -23,7 +23,7 @@ from pathlib import Path
 from redis import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor import egress, repository
+from executor import egress, failpoints, repository
 from executor.build_context import prepare_context
 from executor.build_feed import BuildFeed
 from executor.dependencies import install_dependencies
@@ -124,9 +124,18 @@ class Deployer:
                     "deployment %s is %s already; nothing to do", deployment_id, deployment.status
                 )
                 return
+            lease = await repository.take_lease(session, deployment_id)
+            if lease is None:
+                return  # finished or cancelled meanwhile
+            self._lease = lease
             self.feed = BuildFeed(self.redis, deployment_id)
             try:
                 await self._deploy(session, deployment, version, api)
+            except repository.LeaseLost:
+                # Another job resumed it: this one stops here, having changed nothing
+                # since; what it left in the engine the other one replaces by name.
+                await session.rollback()
+                log.warning("deployment %s was taken over by another job; stopping", deployment_id)
             except DeployFailed as exc:
                 await self._fail(session, deployment_id, exc.reason, exc.log_tail)
             except VeilError as exc:
@@ -142,7 +151,7 @@ class Deployer:
     ) -> None:
         deployment.status = "building"
         deployment.started_at = utcnow()
-        await session.commit()
+        await self._commit(session, deployment.id)
         self.feed.status("building")
 
         build_log: deque[str] = deque(maxlen=self.settings.log_tail_lines)
@@ -167,16 +176,17 @@ class Deployer:
                 image_id = self._build(deployment, version, api, on_log, build_log)
         deployment.image_id = image_id
         deployment.status = "starting"
-        await session.commit()
+        await self._commit(session, deployment.id)
         self.feed.status("starting")
         log.info("deployment %s built in %.2f s", deployment.id, time.monotonic() - started)
 
         # Read at start, not at load: a secret set during the build is in.
         sealed = await repository.api_secrets(session, api.id)
         container_id = self.start_container(deployment, version, api, sealed)
+        failpoints.reached("container-started", self.settings.data_dir)  # fault tests only
         deployment.container_id = container_id
         deployment.container_name = container_name(self.settings, deployment.id)
-        await session.commit()
+        await self._commit(session, deployment.id)
 
         deployment.endpoint = self.await_ready(container_id)
         deployment.status = "running"
@@ -186,7 +196,7 @@ class Deployer:
         if previous is not None and previous.id != deployment.id:
             previous.status = "superseded"
             previous.finished_at = utcnow()
-        await session.commit()
+        await self._commit(session, deployment.id)
         self._publish_route_change(api.slug)
         log.info("deployment %s is serving at %s", deployment.id, deployment.endpoint)
 
@@ -343,11 +353,23 @@ class Deployer:
             tmpfs_mb=s.tmpfs_size_mb,
         )
 
+    async def _commit(self, session: AsyncSession, deployment_id: str) -> None:
+        """Commit this job's changes only while it holds the deployment's lease
+        (every state change is compare-and-set on it): repository.LeaseLost if not."""
+        await repository.hold_lease(session, deployment_id, self._lease)
+        await session.commit()
+
     async def _fail(
         self, session: AsyncSession, deployment_id: str, reason: str, log_tail: str
     ) -> None:
         await session.rollback()
-        await repository.mark_failed(session, deployment_id, reason, log_tail or None)
+        try:
+            await repository.hold_lease(session, deployment_id, self._lease)
+        except repository.LeaseLost:
+            await session.rollback()
+            log.warning("deployment %s: a job that lost it failed: %s", deployment_id, reason)
+            return
+        await repository.mark_failed(session, deployment_id, reason, log_tail or None, self._lease)
         await session.commit()
         self.feed.end("failed", reason)
         log.warning("deployment %s failed: %s", deployment_id, reason)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,12 +56,60 @@ async def clear_route(session: AsyncSession, api_id: str) -> None:
     await session.execute(update(Api).where(Api.id == api_id).values(active_deployment_id=None))
 
 
+class LeaseLost(Exception):
+    """Another job took this deployment over (a worker restarted and resumed it):
+    this one must change nothing more."""
+
+
+async def take_lease(session: AsyncSession, deployment_id: str) -> str | None:
+    """Claim an in-progress deployment for this job (committed); None: nothing to do.
+
+    Taken over unconditionally: a job that held it before died with its worker
+    (the work horse dies with it), and if it somehow runs on, its next state change
+    finds the lease gone (hold_lease) and it stops.
+    """
+    lease = str(uuid.uuid4())
+    result = await session.execute(
+        update(Deployment)
+        .where(Deployment.id == deployment_id, Deployment.status.in_(IN_PROGRESS_STATUSES))
+        .values(lease=lease)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    return lease if _rowcount(result) == 1 else None
+
+
+async def hold_lease(session: AsyncSession, deployment_id: str, lease: str) -> None:
+    """Before a commit: still ours? The no-op UPDATE also locks the row (PostgreSQL) or
+    the database (SQLite) until the commit, so the lease cannot change in between."""
+    result = await session.execute(
+        update(Deployment)
+        .where(Deployment.id == deployment_id, Deployment.lease == lease)
+        .values(lease=lease)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise LeaseLost(deployment_id)
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def mark_failed(
-    session: AsyncSession, deployment_id: str, reason: str, log_tail: str | None
+    session: AsyncSession,
+    deployment_id: str,
+    reason: str,
+    log_tail: str | None,
+    lease: str | None = None,
 ) -> None:
+    """Failed, with the reason; with `lease`, only while that lease holds."""
+    condition = [Deployment.id == deployment_id]
+    if lease is not None:
+        condition.append(Deployment.lease == lease)
     await session.execute(
         update(Deployment)
-        .where(Deployment.id == deployment_id)
+        .where(*condition)
         .values(status="failed", error=reason, log_tail=log_tail, finished_at=utcnow())
     )
 

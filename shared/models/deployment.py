@@ -44,6 +44,9 @@ class Deployment(IdMixin, TimestampMixin, Base):
     last_restart_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_exit: Mapped[str | None] = mapped_column(Text, nullable=True)  # "exit 1", "oom-killed"
     last_exit_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The fencing token of the deploy job working on it (executor/deploy.py): every
+    # state change the job makes holds it, so a job that lost it changes nothing.
+    lease: Mapped[str | None] = mapped_column(String(36), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
