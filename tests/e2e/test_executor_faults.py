@@ -6,7 +6,6 @@ the request answering the same deployment."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -17,33 +16,14 @@ import httpx
 import pytest
 
 from launcher.harness import Platform, running_platform
+from tests.e2e.support import deploy_node_app, developer
 from tests.e2e.test_launcher_faults import label, service_pid
-from tests.integration.conftest import zip_bytes
 
 __all__ = ["label"]  # the fixture
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 ROUNDS = 2  # each round a fresh deploy killed at the same point
 PAUSE_SECONDS = 6  # at the failpoint; a job that outlived its kill would go on after it
-SERVER = b"require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n"
 PACKAGE = {"name": "slowish", "version": "1.0.0", "scripts": {"install": "sleep 3"}}
-
-
-def deploy(api: httpx.Client, auth: dict[str, str], name: str, key: str) -> tuple[str, str]:
-    created = api.post("/api/v1/apis", json={"name": name}, headers=auth).json()
-    # A package of its own each time: a cached install would skip the sandbox.
-    package = {**PACKAGE, "description": name}
-    files = {"package.json": json.dumps(package).encode(), "index.js": SERVER}
-    uploaded = api.post(
-        f"/api/v1/apis/{created['id']}/upload",
-        headers=auth,
-        files={"file": ("app.zip", zip_bytes(files))},
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    started = api.post(
-        f"/api/v1/apis/{created['id']}/deploy", headers={**auth, "Idempotency-Key": key}
-    )
-    assert started.status_code == 202, started.text
-    return str(created["id"]), str(started.json()["deployment_id"])
 
 
 def wait_for(what: str, check: object, within: float = 90.0) -> None:
@@ -108,11 +88,7 @@ def test_a_worker_killed_mid_deploy_leaves_one_deployment_serving(
             running_platform(tmp_path, label, env) as platform,
             httpx.Client(base_url=platform.gateway, timeout=30) as api,
         ):
-            tokens = api.post(
-                "/api/v1/auth/signup",
-                json={"email": "dev@example.com", "password": "correct horse", "role": "developer"},
-            ).json()
-            auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+            auth = developer(api, "dev@example.com")
             building = {"label": [f"veil.instance={label}", "veil.role=build"]}
             for round_ in range(ROUNDS):
                 failpoint = Path(platform.data_dir) / "failpoints" / "container-started"
@@ -122,7 +98,10 @@ def test_a_worker_killed_mid_deploy_leaves_one_deployment_serving(
                 else:
                     failpoint.unlink(missing_ok=True)  # armed again for this round
                 key = f"{moment}-{round_}"
-                api_id, deployment = deploy(api, auth, f"Round {moment} {round_}", key)
+                name = f"Round {moment} {round_}"
+                # A package of its own each time: a cached install would skip the sandbox.
+                package = {**PACKAGE, "description": name}
+                api_id, deployment = deploy_node_app(api, auth, name, package, key)
                 if moment == "mid-build":
                     wait_for("the build sandbox", lambda: client.containers.list(filters=building))
                     kill(platform, "executor.worker")

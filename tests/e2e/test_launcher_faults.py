@@ -4,11 +4,13 @@ started again, no container behind."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
+import sqlite3
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,8 @@ import pytest
 
 from launcher.harness import Platform, remove_labelled, running_platform
 from launcher.processes import descendants
-from tests.integration.conftest import zip_bytes
+from tests.e2e.support import deploy_node_app, developer
+from tests.integration.conftest import SAMPLE_APP
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 SLOW_INSTALL = {
@@ -26,7 +29,6 @@ SLOW_INSTALL = {
     "version": "1.0.0",
     "scripts": {"install": "node -e 'setTimeout(() => {}, 120000)'"},
 }
-SERVER = b"require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n"
 
 
 @pytest.fixture
@@ -88,24 +90,8 @@ def test_stopping_mid_build_leaves_nothing_behind(tmp_path: Path, label: str) ->
     try:
         with running_platform(tmp_path, label, remove_containers=False) as platform:
             with httpx.Client(base_url=platform.gateway, timeout=30) as api:
-                tokens = api.post(
-                    "/api/v1/auth/signup",
-                    json={
-                        "email": "slow@example.com",
-                        "password": "correct horse",
-                        "role": "developer",
-                    },
-                ).json()
-                auth = {"Authorization": f"Bearer {tokens['access_token']}"}
-                created = api.post("/api/v1/apis", json={"name": "Slow"}, headers=auth).json()
-                files = {"package.json": json.dumps(SLOW_INSTALL).encode(), "index.js": SERVER}
-                uploaded = api.post(
-                    f"/api/v1/apis/{created['id']}/upload",
-                    headers=auth,
-                    files={"file": ("app.zip", zip_bytes(files))},
-                )
-                assert uploaded.status_code == 201, uploaded.text
-                assert api.post(f"/api/v1/apis/{created['id']}/deploy", headers=auth).is_success
+                auth = developer(api, "slow@example.com")
+                deploy_node_app(api, auth, "Slow", SLOW_INSTALL)
             deadline = time.monotonic() + 60
             while not client.containers.list(filters=sandboxes):
                 assert time.monotonic() < deadline, "the build never reached its sandbox"
@@ -120,3 +106,71 @@ def test_stopping_mid_build_leaves_nothing_behind(tmp_path: Path, label: str) ->
             assert remaining.isdisjoint(left_behind), remaining
     finally:
         client.close()
+
+
+def test_stopping_the_data_plane_under_load_loses_no_answered_call(
+    tmp_path: Path, label: str
+) -> None:
+    """In-flight calls finish, no answer is cut, and every call that was answered is
+    counted; the launcher then starts the data plane again."""
+    with (
+        running_platform(tmp_path, label, {"VEIL_BCRYPT_ROUNDS": "4"}) as platform,
+        httpx.Client(base_url=platform.gateway, timeout=30) as api,
+    ):
+        auth = developer(api, "load@example.com")
+        created = api.post("/api/v1/apis", json={"name": "Loaded"}, headers=auth).json()
+        api.post(
+            f"/api/v1/apis/{created['id']}/upload",
+            headers=auth,
+            files={"file": ("main.py", SAMPLE_APP)},
+        ).raise_for_status()
+        api.post(f"/api/v1/apis/{created['id']}/deploy", headers=auth).raise_for_status()
+        deadline = time.monotonic() + 90
+        while api.get(f"/api/v1/apis/{created['id']}/status", headers=auth).json()["status"] != (
+            "running"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        answered: list[int] = []
+        refused: list[str] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(base_url=platform.dataplane, timeout=10) as plane:
+                while not stop.is_set():
+                    try:
+                        answer = plane.get(f"/{created['slug']}/x", headers=auth)
+                    except httpx.HTTPError as exc:  # not answered at all: no count expected
+                        refused.append(type(exc).__name__)
+                        time.sleep(0.05)
+                        continue
+                    assert answer.json()["path"] == "/x"  # whole, never cut
+                    answered.append(answer.status_code)
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        plane_pid = service_pid(platform, "granian")
+        assert plane_pid is not None
+        os.kill(plane_pid, signal.SIGTERM)
+        time.sleep(4)  # down, then started again by the launcher
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert set(answered) == {200}, Counter(answered)
+        assert refused, "the data plane never went away"
+        # Every answered call is stored once (the events of the stopped plane too).
+        database = sqlite3.connect(platform.data_dir / "veil.db")
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                (stored,) = database.execute(
+                    "SELECT count(*) FROM executions WHERE api_id = ?", (created["id"],)
+                ).fetchone()
+                if stored >= len(answered) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+        finally:
+            database.close()
+        assert stored == len(answered), (stored, len(answered))

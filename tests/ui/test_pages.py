@@ -226,6 +226,7 @@ def test_keyboard_reaches_the_main_actions(
     browsing = open_browser()
     page = browsing.page
     go(page, "/login")
+    expect(page.get_by_label("Email")).to_be_visible()  # the form is drawn before tabbing
     path = focus_path(page, 8)
     assert path[0] == "a:Skip to content", path
     for wanted in ("a:Marketplace", "input:Email", "input:Password", "button:Log in"):
