@@ -394,6 +394,27 @@ class DockerAdapter:
             )
         return str(container.id)
 
+    def wait_for_change(self, labels: dict[str, str], within: float) -> None:
+        """Return at the first death of a container carrying `labels`, as soon as the
+        engine's event stream breaks (the engine going down), or after `within` s."""
+        since = time.time()
+        filters = {
+            "type": "container",
+            "event": ["die", "oom"],
+            "label": [f"{k}={v}" for k, v in labels.items()],
+        }
+        try:
+            events = self._client.api.events(
+                since=since, until=since + max(within, 0.5), filters=filters, decode=True
+            )
+            try:
+                for _event in events:
+                    return
+            finally:
+                events.close()
+        except (docker.errors.DockerException, RequestsConnectionError, OSError, ValueError):
+            return  # the engine is away: the caller's pass says so, and retries
+
     def engine_started_at(self) -> datetime | None:
         """When the engine now running started, if it runs on this host and says so.
 

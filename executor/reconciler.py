@@ -37,6 +37,7 @@ from shared.models import Api, ApiVersion, Deployment
 from shared.models.base import utcnow
 
 log = logging.getLogger("veil.executor.reconciler")
+RETRY_SECONDS = 1.0
 
 DONE_STATUSES = ("failed", "stopped", "superseded", "crash-looping")
 
@@ -226,14 +227,26 @@ class Reconciler:
 
 
 async def reconcile_forever(reconciler: Reconciler, interval: float) -> None:
+    """A pass every `interval` seconds, and at once when one of Veil's containers dies
+    or the engine's event stream breaks (a dockerd restart); after a failed pass (the
+    engine still down, the database away) the next comes a second later, so APIs are
+    back about a second after the engine answers again."""
     while True:
+        failed = False
         try:
             # Networks and firewall rules too: lost to a reboot, a dockerd restart
             # or a recreated network, they come back within one interval.
             await asyncio.to_thread(prepare_networks, reconciler.docker, reconciler.settings)
-            await reconciler.run_once()
+            report = await reconciler.run_once()
+            failed = bool(report.restarted)  # look again soon: more may be on their way back
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("reconcile pass failed")
-        await asyncio.sleep(interval)
+            failed = True
+        if failed:
+            await asyncio.sleep(min(interval, RETRY_SECONDS))
+        else:
+            labels = labels_for_platform(reconciler.settings)
+            await asyncio.to_thread(reconciler.docker.wait_for_change, labels, interval)
+            await asyncio.sleep(0.2)  # let a burst of deaths (an engine going down) land
