@@ -35,11 +35,11 @@ from shared.errors import VeilError
 from shared.events import ROUTES_CHANNEL
 from shared.models import Api, ApiVersion, Deployment
 from shared.models.base import utcnow
+from shared.models.deployment import FINISHED_STATUSES
 
 log = logging.getLogger("veil.executor.reconciler")
 RETRY_SECONDS = 1.0
 
-DONE_STATUSES = ("failed", "stopped", "superseded", "crash-looping")
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Reconciler:
             for deployment_id, container in by_deployment.items():
                 deployment = known.get(deployment_id)
                 if deployment is None or (
-                    deployment.status in DONE_STATUSES and not self._draining(deployment)
+                    deployment.status in FINISHED_STATUSES and not self._draining(deployment)
                 ):
                     await asyncio.to_thread(self.docker.remove_container, container.id, 2)
                     report.removed_orphans.append(container.id)

@@ -15,9 +15,9 @@ from redis.asyncio import Redis
 
 from shared.events import build_feed_stream
 from shared.models import Deployment
+from shared.models.deployment import SETTLED_STATUSES
 
 KEEPALIVE_MS = 15_000
-TERMINAL = ("running", "failed", "stopped", "superseded")
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -40,7 +40,7 @@ def replay_from_row(deployment: Deployment) -> list[bytes]:
 
 async def follow(redis: Redis, deployment: Deployment) -> AsyncIterator[bytes]:
     key = build_feed_stream(deployment.id)
-    if deployment.status in TERMINAL and not await redis.exists(key):
+    if deployment.status in SETTLED_STATUSES and not await redis.exists(key):
         for event in replay_from_row(deployment):
             yield event
         return

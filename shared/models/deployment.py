@@ -22,6 +22,11 @@ DEPLOYMENT_STATUSES = (
     "crash-looping",
 )
 IN_PROGRESS_STATUSES = ("queued", "building", "starting")
+# Done for good: nothing will run it again (the reconciler removes its container).
+FINISHED_STATUSES = ("failed", "stopped", "superseded", "crash-looping")
+# Where a deployment's live build feed ends: running, or done for good.
+SETTLED_STATUSES = ("running", *FINISHED_STATUSES)
+assert set(DEPLOYMENT_STATUSES) == {*IN_PROGRESS_STATUSES, *SETTLED_STATUSES}
 
 
 class Deployment(IdMixin, TimestampMixin, Base):
