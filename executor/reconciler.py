@@ -41,7 +41,6 @@ log = logging.getLogger("veil.executor.reconciler")
 RETRY_SECONDS = 1.0
 
 
-
 @dataclass
 class ReconcileReport:
     removed_orphans: list[str] = field(default_factory=list)  # container ids
