@@ -36,6 +36,7 @@ from shared.errors import VeilError
 from shared.events import ROUTES_CHANNEL
 from shared.models import Api, ApiVersion, Deployment
 from shared.models.base import utcnow
+from shared.models.deployment import IN_PROGRESS_STATUSES
 from shared.settings import ExecutorSettings
 
 log = logging.getLogger("veil.executor.deploy")
@@ -119,7 +120,7 @@ class Deployer:
                 log.warning("deployment %s vanished before it ran", deployment_id)
                 return
             deployment, version, api = loaded
-            if deployment.status not in ("queued", "building", "starting"):
+            if deployment.status not in IN_PROGRESS_STATUSES:
                 log.info(
                     "deployment %s is %s already; nothing to do", deployment_id, deployment.status
                 )

@@ -25,6 +25,7 @@ from docker.types import LogConfig, Ulimit
 from requests.exceptions import ConnectionError as RequestsConnectionError
 
 from shared.errors import NotFound, ServiceUnavailable, VeilError
+from shared.procfs import stat_fields
 
 if TYPE_CHECKING:
     from executor.docker_sandbox import Sandbox, SandboxSpec
@@ -423,7 +424,7 @@ class DockerAdapter:
         """
         try:
             pid = int(Path("/var/run/docker.pid").read_text().strip())
-            ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+            ticks = int(stat_fields(pid)[19])
             boot = next(
                 int(line.split()[1])
                 for line in Path("/proc/stat").read_text().splitlines()

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import zip_bytes
+from tests.integration.conftest import SAMPLE_APP, zip_bytes
 
 NODE_SERVER = b"require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n"
 
@@ -18,6 +18,19 @@ def developer(api: httpx.Client, email: str) -> dict[str, str]:
         json={"email": email, "password": "correct horse", "role": "developer"},
     ).json()
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def deploy_python_app(api: httpx.Client, auth: dict[str, str], name: str) -> dict[str, Any]:
+    """A new API running tests' SAMPLE_APP (one main.py, no build step): uploaded and
+    deployed, not waited for; the created API."""
+    created: dict[str, Any] = api.post("/api/v1/apis", json={"name": name}, headers=auth).json()
+    api.post(
+        f"/api/v1/apis/{created['id']}/upload",
+        headers=auth,
+        files={"file": ("main.py", SAMPLE_APP)},
+    ).raise_for_status()
+    api.post(f"/api/v1/apis/{created['id']}/deploy", headers=auth).raise_for_status()
+    return created
 
 
 def deploy_node_app(

@@ -19,9 +19,8 @@ import httpx
 import pytest
 
 from launcher.harness import running_platform
-from tests.e2e.support import developer
+from tests.e2e.support import deploy_python_app, developer
 from tests.e2e.test_launcher_faults import label
-from tests.integration.conftest import SAMPLE_APP
 
 __all__ = ["label"]
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -70,16 +69,7 @@ def test_an_engine_restart_brings_every_api_back_uncounted(tmp_path: Path, label
             httpx.Client(base_url=platform.dataplane, timeout=2) as plane,
         ):
             auth = developer(api, "engine@example.com")
-            apis = []
-            for i in range(2):
-                created = api.post("/api/v1/apis", json={"name": f"E{i}"}, headers=auth).json()
-                api.post(
-                    f"/api/v1/apis/{created['id']}/upload",
-                    headers=auth,
-                    files={"file": ("main.py", SAMPLE_APP)},
-                ).raise_for_status()
-                api.post(f"/api/v1/apis/{created['id']}/deploy", headers=auth).raise_for_status()
-                apis.append(created)
+            apis = [deploy_python_app(api, auth, f"E{i}") for i in range(2)]
 
             def serving(slug: str) -> bool:
                 try:

@@ -20,8 +20,7 @@ import pytest
 
 from launcher.harness import Platform, remove_labelled, running_platform
 from launcher.processes import descendants
-from tests.e2e.support import deploy_node_app, developer
-from tests.integration.conftest import SAMPLE_APP
+from tests.e2e.support import deploy_node_app, deploy_python_app, developer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 SLOW_INSTALL = {
@@ -118,13 +117,7 @@ def test_stopping_the_data_plane_under_load_loses_no_answered_call(
         httpx.Client(base_url=platform.gateway, timeout=30) as api,
     ):
         auth = developer(api, "load@example.com")
-        created = api.post("/api/v1/apis", json={"name": "Loaded"}, headers=auth).json()
-        api.post(
-            f"/api/v1/apis/{created['id']}/upload",
-            headers=auth,
-            files={"file": ("main.py", SAMPLE_APP)},
-        ).raise_for_status()
-        api.post(f"/api/v1/apis/{created['id']}/deploy", headers=auth).raise_for_status()
+        created = deploy_python_app(api, auth, "Loaded")
         deadline = time.monotonic() + 90
         while api.get(f"/api/v1/apis/{created['id']}/status", headers=auth).json()["status"] != (
             "running"

@@ -326,22 +326,29 @@ async def test_suspended_user_loses_sign_in_tokens_keys_and_apis(
     }
 
 
+async def signed_in_admin(
+    gateway: httpx.AsyncClient, sessions: Sessions
+) -> tuple[dict[str, str], str]:
+    """A second admin, signed in again after the promotion (sign-up made a developer's
+    token; the role is in the token): its headers and id."""
+    _, admin_id = await admin_headers(gateway, sessions)
+    async with sessions() as session:
+        admin = await session.get(User, admin_id)
+        assert admin is not None
+        email = admin.email
+    login = await gateway.post(
+        "/api/v1/auth/login", json={"email": email, "password": "correct horse"}
+    )
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}, admin_id
+
+
 async def test_a_suspended_admin_s_token_stops_on_the_data_plane_at_once(
     gateway: httpx.AsyncClient, sessions: Sessions, plane: httpx.AsyncClient, upstream: str
 ) -> None:
     """Admins (and owners) call with access tokens, which live 15 minutes: the data
     plane checks the account itself, cached, and drops the entry when told."""
     admin, _ = await admin_headers(gateway, sessions)
-    _, other_id = await admin_headers(gateway, sessions)
-    async with sessions() as session:
-        other = await session.get(User, other_id)
-        assert other is not None
-        email = other.email
-    # Signed in again: the role is in the token, and sign-up made a developer's.
-    login = await gateway.post(
-        "/api/v1/auth/login", json={"email": email, "password": "correct horse"}
-    )
-    other_admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    other_admin, other_id = await signed_in_admin(gateway, sessions)
     provider = await signup(gateway)
     api = await _serving_api(gateway, sessions, provider, upstream, "Watched")
     path = f"/{api['slug']}/x"
@@ -363,15 +370,7 @@ async def test_a_demoted_admin_s_token_stops_reaching_other_apis_at_once(
 ) -> None:
     """The token still says `admin` for up to 15 minutes; the data plane asks the account."""
     admin, admin_id = await admin_headers(gateway, sessions)
-    _, other_id = await admin_headers(gateway, sessions)
-    async with sessions() as session:
-        other = await session.get(User, other_id)
-        assert other is not None
-        email = other.email
-    login = await gateway.post(
-        "/api/v1/auth/login", json={"email": email, "password": "correct horse"}
-    )
-    other_admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    other_admin, other_id = await signed_in_admin(gateway, sessions)
     provider = await signup(gateway)
     api = await _serving_api(gateway, sessions, provider, upstream, "Guarded")
     path = f"/{api['slug']}/x"
