@@ -33,7 +33,7 @@ from runtimes.registry import runtime_spec
 from shared.blobs import BlobStore
 from shared.crypto import SecretBox, gateway_secret
 from shared.errors import VeilError
-from shared.events import ROUTES_CHANNEL
+from shared.invalidation import SyncPublisher, publish_on_commit
 from shared.models import Api, ApiVersion, Deployment
 from shared.models.base import utcnow
 from shared.models.deployment import IN_PROGRESS_STATUSES
@@ -110,6 +110,8 @@ class Deployer:
         self.sessions = sessions
         self.docker = docker
         self.redis = redis
+        # Route changes its sessions commit reach the data plane from the commit.
+        publish_on_commit(sessions, SyncPublisher(redis))
         self.blobs = BlobStore(settings.data_dir / "blobs")
         self._boosted: dict[str, float] = {}  # container id → CPUs once it is ready
 
@@ -198,7 +200,6 @@ class Deployer:
             previous.status = "superseded"
             previous.finished_at = utcnow()
         await self._commit(session, deployment.id)
-        self._publish_route_change(api.slug)
         log.info("deployment %s is serving at %s", deployment.id, deployment.endpoint)
 
         if previous is not None and previous.container_id and previous.id != deployment.id:
@@ -374,9 +375,3 @@ class Deployer:
         await session.commit()
         self.feed.end("failed", reason)
         log.warning("deployment %s failed: %s", deployment_id, reason)
-
-    def _publish_route_change(self, slug: str) -> None:
-        try:
-            self.redis.publish(ROUTES_CHANNEL, slug)
-        except Exception as exc:  # data planes fall back to their short cache TTL
-            log.warning("could not publish route change for %s: %s", slug, exc)

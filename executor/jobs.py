@@ -19,7 +19,7 @@ from executor import repository
 from executor.deploy import Deployer
 from executor.docker_adapter import DockerAdapter
 from shared.db import create_engine, create_sessionmaker
-from shared.events import ROUTES_CHANNEL
+from shared.invalidation import SyncPublisher, publish_on_commit
 from shared.settings import ExecutorSettings
 
 log = logging.getLogger("veil.executor.jobs")
@@ -39,8 +39,10 @@ async def job_context() -> AsyncIterator[JobContext]:
     engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
     docker = DockerAdapter.from_env()
     redis = Redis.from_url(settings.redis_url)
+    sessions = create_sessionmaker(engine)
+    publish_on_commit(sessions, SyncPublisher(redis))  # stop_api's route change
     try:
-        yield JobContext(settings, create_sessionmaker(engine), docker, redis)
+        yield JobContext(settings, sessions, docker, redis)
     finally:
         redis.close()
         docker.close()
@@ -64,8 +66,7 @@ def stop_api(api_id: str) -> None:
             await repository.clear_route(session, api_id)
             if active is not None:
                 await repository.mark_stopped(session, active.id)
-            await session.commit()
-            ctx.redis.publish(ROUTES_CHANNEL, "*")
+            await session.commit()  # the data plane drops this API's route
             if active is not None and active.container_id:
                 ctx.docker.remove_container(active.container_id, stop_timeout=5)
 
@@ -77,8 +78,8 @@ def teardown_api(api_id: str) -> None:
 
     async def run() -> None:
         async with job_context() as ctx:
+            # The API's route went with its row (the gateway told the data plane).
             labels = {"veil.api_id": api_id, "veil.instance": ctx.settings.instance_label}
-            ctx.redis.publish(ROUTES_CHANNEL, "*")
             for container_id in ctx.docker.find_containers(labels):
                 ctx.docker.remove_container(container_id, stop_timeout=2)
             for image_id in ctx.docker.find_images(labels):

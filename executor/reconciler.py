@@ -32,7 +32,7 @@ from executor import repository
 from executor.deploy import Deployer, DeployFailed, labels_for_platform, prepare_networks
 from executor.docker_adapter import ManagedContainer, stopped_from_outside
 from shared.errors import VeilError
-from shared.events import ROUTES_CHANNEL
+from shared.invalidation import invalidate, route
 from shared.models import Api, ApiVersion, Deployment
 from shared.models.base import utcnow
 from shared.models.deployment import FINISHED_STATUSES
@@ -155,7 +155,6 @@ class Reconciler:
             deployment.finished_at = utcnow()
             await repository.clear_route(session, api.id)
             await session.commit()
-            self._publish(api.slug)
             if container is not None:
                 await asyncio.to_thread(self.docker.remove_container, container.id, 1)
             report.crash_looping.append(deployment.id)
@@ -182,8 +181,8 @@ class Reconciler:
             return
         deployment.container_id = container_id
         deployment.endpoint = endpoint  # the address may change with a new container
+        invalidate(session, route(api.slug))
         await session.commit()
-        self._publish(api.slug)
         report.restarted.append(deployment.id)
 
     def _stale_build(self, sandbox: ManagedContainer, at_worker_start: bool) -> bool:
@@ -217,12 +216,6 @@ class Reconciler:
             self.docker.start_existing(container.id)
             return container.id
         return self.deployer.start_container(deployment, version, api, sealed_secrets)
-
-    def _publish(self, slug: str) -> None:
-        try:
-            self.deployer.redis.publish(ROUTES_CHANNEL, slug)
-        except Exception as exc:  # data planes fall back to their cache TTL
-            log.warning("could not publish route change for %s: %s", slug, exc)
 
 
 async def reconcile_forever(reconciler: Reconciler, interval: float) -> None:

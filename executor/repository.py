@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.invalidation import invalidate, route
 from shared.models import Api, ApiSecret, ApiVersion, Deployment
 from shared.models.base import utcnow
 from shared.models.deployment import IN_PROGRESS_STATUSES
@@ -44,16 +45,27 @@ async def active_deployment(session: AsyncSession, api_id: str) -> Deployment | 
 
 
 async def switch_route(session: AsyncSession, api_id: str, deployment_id: str) -> str | None:
-    """Point the API at `deployment_id` in one UPDATE; return the deployment it replaced."""
+    """Point the API at `deployment_id` in one UPDATE; return the deployment it replaced.
+    The data plane drops its cached route once the session commits."""
     previous = await session.scalar(select(Api.active_deployment_id).where(Api.id == api_id))
-    await session.execute(
-        update(Api).where(Api.id == api_id).values(active_deployment_id=deployment_id)
-    )
+    await _set_route(session, api_id, deployment_id)
     return previous
 
 
 async def clear_route(session: AsyncSession, api_id: str) -> None:
-    await session.execute(update(Api).where(Api.id == api_id).values(active_deployment_id=None))
+    """Take the API off the data plane (once the session commits)."""
+    await _set_route(session, api_id, None)
+
+
+async def _set_route(session: AsyncSession, api_id: str, deployment_id: str | None) -> None:
+    slug = await session.scalar(
+        update(Api)
+        .where(Api.id == api_id)
+        .values(active_deployment_id=deployment_id)
+        .returning(Api.slug)
+    )
+    if slug is not None:
+        invalidate(session, route(slug))
 
 
 class LeaseLost(Exception):

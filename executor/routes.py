@@ -7,14 +7,13 @@ from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from redis import Redis
 
 from executor import repository
 from executor.deploy import Deployer, labels_for_platform
 from executor.docker_adapter import ContainerUsage, DockerAdapter, ManagedContainer
 from shared.errors import NotFound, VeilError
-from shared.events import ROUTES_CHANNEL
 from shared.http.service_auth import ServiceOnly
+from shared.invalidation import invalidate, route
 from shared.models.base import utcnow
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -114,8 +113,8 @@ async def restart(api_id: str, request: Request, _auth: ServiceOnly) -> RestartO
             raise NotFound("This API has no running container.", code="not_running")
         await asyncio.to_thread(deployer.docker.restart, active.container_id)
         active.endpoint = await asyncio.to_thread(deployer.await_ready, active.container_id)
-        await session.commit()
         slug = await repository.api_slug(session, api_id)
-    redis: Redis = deployer.redis
-    await asyncio.to_thread(redis.publish, ROUTES_CHANNEL, slug or "*")
+        if slug is not None:
+            invalidate(session, route(slug))
+        await session.commit()
     return RestartOut(api_id=api_id, deployment_id=active.id, status="running")

@@ -28,6 +28,7 @@ from gateway.web.router import install_web_ui
 from shared.blobs import BlobStore
 from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
+from shared.invalidation import AsyncPublisher
 from shared.settings import GatewaySettings
 
 
@@ -49,6 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             builds=BuildQueue(settings.redis_url, settings.build_queue),
             services=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
             login_throttle=LoginThrottle(redis, settings),
+            publisher=AsyncPublisher(redis),
         )
         app.state.veil = state
         app.state.database_engine = engine  # for /readyz

@@ -25,13 +25,14 @@ State = Annotated[GatewayState, Depends(get_state)]
 
 
 async def get_session(state: State) -> AsyncIterator[AsyncSession]:
-    async with session_scope(state.sessions) as session:
+    async with session_scope(state.sessions, state.publisher) as session:
         yield session
 
 
 # scope="function": commit (or roll back) before the response goes out, so a
 # client never sees success for a write that did not land, and a streaming
-# response does not hold a database connection while it streams.
+# response does not hold a database connection while it streams. What the
+# request invalidated (shared/invalidation.py) is published after that commit.
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.auth.throttle import LoginThrottle
 from gateway.build_queue import BuildQueue
 from shared.blobs import BlobStore
+from shared.invalidation import AsyncPublisher
 from shared.settings import GatewaySettings
 
 
@@ -25,3 +26,5 @@ class GatewayState:
     # For service-to-service calls (executor, analytics); not on the data-plane hot path.
     services: httpx.AsyncClient
     login_throttle: LoginThrottle
+    # Publishes what a request's session invalidated, after its commit (gateway/deps.py).
+    publisher: AsyncPublisher

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared.errors import ServiceUnavailable
+from shared.invalidation import AsyncPublisher, take_committed
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -135,8 +136,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
-async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One session per unit of work: commit on success, roll back on any error."""
+async def session_scope(
+    maker: async_sessionmaker[AsyncSession], publisher: AsyncPublisher | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One session per unit of work: commit on success, roll back on any error.
+
+    With a publisher, what the session committed to invalidate (shared/invalidation.py,
+    also from a commit of its own along the way) is published after the last commit.
+    """
     async with maker() as session:
         try:
             yield session
@@ -144,3 +151,6 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
         except BaseException:
             await session.rollback()
             raise
+        finally:
+            if publisher is not None:
+                await publisher.publish(take_committed(session))

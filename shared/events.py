@@ -17,7 +17,6 @@ strings: `to_fields`) are still read (`from_fields`).
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 import time
@@ -26,45 +25,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from redis.asyncio import Redis
-
-log = logging.getLogger("veil.events")
-
 EXECUTIONS_STREAM = "veil:executions"
-ROUTES_CHANNEL = "veil:routes"
-# API-key changes (revoke, rotate, subscription or plan change): the message is a
-# key hash, or "*" for all; every data-plane worker drops those cached keys. An
-# account's suspension or its lifting: "user:<id>" (its bearer tokens on the data plane).
-KEYS_CHANNEL = "veil:keys"
-USER_INVALIDATION_PREFIX = "user:"
-
-
-async def publish_route_change(redis: Redis, slug: str) -> None:
-    """Tell every data-plane worker to drop its cached route for `slug` ("*": all).
-
-    Best effort: when Redis is down the workers' short cache TTL takes over.
-    """
-    try:
-        await redis.publish(ROUTES_CHANNEL, slug)
-    except Exception as exc:
-        log.warning("could not publish route change for %s: %s", slug, exc)
-
-
-async def publish_key_change(redis: Redis, key_hash: str) -> None:
-    """Tell every data-plane worker to drop its cached key `key_hash` ("*": all keys).
-
-    Call after the commit. Best effort, like route changes: when Redis is down
-    the workers' short key-cache TTL takes over.
-    """
-    try:
-        await redis.publish(KEYS_CHANNEL, key_hash)
-    except Exception as exc:
-        log.warning("could not publish key change for %s: %s", key_hash[:12], exc)
-
-
-async def publish_account_change(redis: Redis, user_id: str) -> None:
-    """Tell every data-plane worker to look the account up again (suspended or lifted)."""
-    await publish_key_change(redis, USER_INVALIDATION_PREFIX + user_id)
 
 
 def new_event_id() -> str:

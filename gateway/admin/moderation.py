@@ -86,7 +86,7 @@ async def suspend_user(
     suspended too. Not your own account (409)."""
     user = await suspensions.user_or_404(session, user_id)
     fallout = await suspensions.suspend_user(session, admin, user, body.reason if body else None)
-    await suspensions.carry_out(session, state.builds, state.redis, fallout)
+    await suspensions.carry_out(session, state.builds, fallout)
     return user_out(user, await repository.count_apis(session, user.id))
 
 
@@ -98,7 +98,7 @@ async def unsuspend_user(
     (they stay stopped until their owner starts them). Idempotent."""
     user = await suspensions.user_or_404(session, user_id)
     fallout = await suspensions.unsuspend_user(session, admin, user)
-    await suspensions.carry_out(session, state.builds, state.redis, fallout)
+    await suspensions.carry_out(session, state.builds, fallout)
     return user_out(user, await repository.count_apis(session, user.id))
 
 
@@ -110,7 +110,7 @@ async def change_role(
     control plane and the data plane. Not away from your own admin account (409)."""
     user = await suspensions.user_or_404(session, user_id)
     fallout = suspensions.change_role(session, admin, user, body.role)
-    await suspensions.carry_out(session, state.builds, state.redis, fallout)
+    await suspensions.carry_out(session, state.builds, fallout)
     return user_out(user, await repository.count_apis(session, user.id))
 
 
@@ -139,7 +139,7 @@ async def suspend_api(
     the marketplace, and answer its calls 403 `api_suspended`."""
     api = await suspensions.api_or_404(session, api_id)
     fallout = await suspensions.suspend_api(session, admin, api, body.reason if body else None)
-    await suspensions.carry_out(session, state.builds, state.redis, fallout)
+    await suspensions.carry_out(session, state.builds, fallout)
     owner = await suspensions.user_or_404(session, api.owner_id)
     return api_out(api, owner.email)
 
@@ -150,6 +150,6 @@ async def unsuspend_api(api_id: str, admin: Admin, session: Session, state: Stat
     `owner_suspended` while its owner is suspended."""
     api = await suspensions.api_or_404(session, api_id)
     fallout = await suspensions.unsuspend_api(session, admin, api)
-    await suspensions.carry_out(session, state.builds, state.redis, fallout)
+    await suspensions.carry_out(session, state.builds, fallout)
     owner = await suspensions.user_or_404(session, api.owner_id)
     return api_out(api, owner.email)

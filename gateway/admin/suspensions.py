@@ -12,25 +12,23 @@ API an admin suspended on purpose stays suspended. Suspending an API that is
 suspended because of its owner makes it an API suspension of its own.
 
 The functions change the session and return the `Fallout`; `carry_out` queues
-the container stops, commits, and then tells the data plane what to drop.
+the container stops and tells the session what the data plane must drop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin import audit, repository
 from gateway.build_queue import STOP_JOB, BuildQueue
+from shared import invalidation
 from shared.errors import Conflict, NotFound
-from shared.events import publish_account_change, publish_key_change, publish_route_change
+from shared.invalidation import invalidate
 from shared.models import Api, User
 from shared.models.base import utcnow
 
-# Past this many keys or routes, one "drop everything" beats a message per entry.
-MAX_SINGLE_INVALIDATIONS = 200
 CANCELLED_DEPLOY = "Cancelled: the API was suspended by the platform's admins."
 
 
@@ -188,28 +186,16 @@ def change_role(session: AsyncSession, admin: User, user: User, role: str) -> Fa
     return Fallout(user_ids=[user.id])
 
 
-async def carry_out(
-    session: AsyncSession, builds: BuildQueue, redis: Redis, fallout: Fallout
-) -> None:
-    """Queue the stops, commit, then drop the data plane's cached routes and keys.
+async def carry_out(session: AsyncSession, builds: BuildQueue, fallout: Fallout) -> None:
+    """Queue the stops and have the session drop the data plane's cached routes,
+    keys and accounts once it commits (shared/invalidation.py).
 
-    The stops go first: when the queue is down the request fails (503) and nothing
-    changed, rather than an API that is suspended but keeps its container running.
-    The invalidations go last: a worker that reloaded before the commit would cache
-    the old state for a whole TTL.
+    The stops go before the commit: when the queue is down the request fails (503)
+    and nothing changed, rather than an API that is suspended but keeps its
+    container running.
     """
     for api_id in fallout.stop_api_ids:
         await builds.enqueue(STOP_JOB, api_id)
-    await session.commit()
-    if len(fallout.slugs) > MAX_SINGLE_INVALIDATIONS:
-        await publish_route_change(redis, "*")
-    else:
-        for slug in fallout.slugs:
-            await publish_route_change(redis, slug)
-    if len(fallout.key_hashes) > MAX_SINGLE_INVALIDATIONS:
-        await publish_key_change(redis, "*")
-    else:
-        for key_hash in fallout.key_hashes:
-            await publish_key_change(redis, key_hash)
-    for user_id in fallout.user_ids:
-        await publish_account_change(redis, user_id)
+    invalidate(session, *(invalidation.route(slug) for slug in fallout.slugs))
+    invalidate(session, *(invalidation.key(key_hash) for key_hash in fallout.key_hashes))
+    invalidate(session, *(invalidation.account(user_id) for user_id in fallout.user_ids))

@@ -18,7 +18,7 @@ from gateway.build_queue import TEARDOWN_JOB
 from gateway.deps import Developer, Session, State
 from gateway.uploads.receiver import receive_upload
 from gateway.uploads.service import create_version
-from shared.events import publish_route_change
+from shared.invalidation import invalidate, route
 from shared.models import ApiVersion
 
 router = APIRouter(prefix="/api/v1/apis", tags=["apis"])
@@ -75,6 +75,7 @@ async def delete_api(api_id: str, user: Developer, session: Session, state: Stat
     # Queue the container teardown first: if the queue is down, nothing is deleted.
     await state.builds.enqueue(TEARDOWN_JOB, api.id)
     await session.delete(api)
+    invalidate(session, route(api.slug))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -93,10 +94,7 @@ async def put_settings(
     """Memory, CPU and environment apply from the next deploy; timeout and max
     concurrency at once."""
     api = await service.get_owned_or_404(session, api_id, user)
-    service.set_runtime_settings(api, body, state.settings)
-    await session.commit()
-    # The data plane reads the timeout and concurrency limit from its route cache.
-    await publish_route_change(state.redis, api.slug)
+    service.set_runtime_settings(session, api, body, state.settings)
     return service.runtime_settings_out(api, state.settings)
 
 

@@ -17,6 +17,7 @@ from gateway.apis.schemas import (
 )
 from shared.crypto import gateway_secret
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.invalidation import invalidate, route
 from shared.models import Api, User
 from shared.settings import GatewaySettings
 
@@ -132,7 +133,9 @@ def runtime_settings_out(api: Api, settings: GatewaySettings) -> RuntimeSettings
     )
 
 
-def set_runtime_settings(api: Api, body: RuntimeSettings, settings: GatewaySettings) -> None:
+def set_runtime_settings(
+    session: AsyncSession, api: Api, body: RuntimeSettings, settings: GatewaySettings
+) -> None:
     for field, ceiling in maximums(settings).items():
         value = getattr(body, field)
         if value is not None and value > ceiling:
@@ -159,3 +162,5 @@ def set_runtime_settings(api: Api, body: RuntimeSettings, settings: GatewaySetti
     api.max_concurrency = body.max_concurrency
     api.max_response_mb = body.max_response_mb
     api.env = dict(body.env)
+    # The data plane reads the timeout and concurrency limit from its route cache.
+    invalidate(session, route(api.slug))

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.dataplane.cache import LoadingCache
 from shared.db import database_call
-from shared.events import USER_INVALIDATION_PREFIX
+from shared.invalidation import USER_INVALIDATION_PREFIX
 from shared.models import User
 
 

@@ -46,11 +46,12 @@ from shared.errors import (
     TooManyRequests,
     VeilError,
 )
-from shared.events import KEYS_CHANNEL, ROUTES_CHANNEL, ExecutionEvent, new_event_id
+from shared.events import ExecutionEvent, new_event_id
 from shared.http.client_address import client_address
 from shared.http.context import current_request_id
 from shared.http.errors import error_body
 from shared.http.request_id import pick_request_id
+from shared.invalidation import KEYS_CHANNEL, ROUTES_CHANNEL
 from shared.settings import DataPlaneSettings
 
 log = logging.getLogger("veil.dataplane")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from gateway.apis.service import get_owned_or_404
-from gateway.deps import Developer, Session, State
+from gateway.deps import Developer, Session
 from gateway.plans import service
 from gateway.plans.schemas import PlanCreate, PlanList, PlanOut, PlanUpdate
-from shared.events import publish_key_change
 
 router = APIRouter(prefix="/api/v1/apis/{api_id}/plans", tags=["plans"])
 
@@ -28,16 +27,12 @@ async def create_plan(api_id: str, body: PlanCreate, user: Developer, session: S
 
 @router.patch("/{plan_id}")
 async def update_plan(
-    api_id: str, plan_id: str, body: PlanUpdate, user: Developer, session: Session, state: State
+    api_id: str, plan_id: str, body: PlanUpdate, user: Developer, session: Session
 ) -> PlanOut:
     """Changes apply to the plan's current subscribers too, limits within a second."""
     api = await get_owned_or_404(session, api_id, user)
     plan = await service.get_or_404(session, api, plan_id)
-    limits_changed = await service.update(session, plan, body)
-    await session.commit()
-    if limits_changed:
-        # Cached keys carry their plan's limits: every data-plane worker drops them all.
-        await publish_key_change(state.redis, "*")
+    await service.update(session, plan, body)
     return service.to_out(plan)
 
 

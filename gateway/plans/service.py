@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.plans import repository
 from gateway.plans.schemas import PlanCreate, PlanList, PlanOut, PlanUpdate
+from shared import invalidation
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.invalidation import EVERYTHING, invalidate
 from shared.models import Api, Plan
 from shared.models.base import utcnow
 
@@ -99,8 +101,8 @@ async def create(session: AsyncSession, api: Api, body: PlanCreate) -> Plan:
     return plan
 
 
-async def update(session: AsyncSession, plan: Plan, body: PlanUpdate) -> bool:
-    """Apply the fields sent; True when a limit the data plane enforces changed."""
+async def update(session: AsyncSession, plan: Plan, body: PlanUpdate) -> None:
+    """Apply the fields sent; a limit the data plane enforces applies within a second."""
     changes = body.model_dump(exclude_unset=True)
     for field in REQUIRED_FIELDS & changes.keys():
         if changes[field] is None:
@@ -113,8 +115,10 @@ async def update(session: AsyncSession, plan: Plan, body: PlanUpdate) -> bool:
     limits_changed = any(getattr(plan, f) != changes[f] for f in LIMIT_FIELDS & changes.keys())
     for field, value in changes.items():
         setattr(plan, field, value)
+    if limits_changed:
+        # Cached keys carry their plan's limits: every data-plane worker drops them all.
+        invalidate(session, invalidation.key(EVERYTHING))
     await session.flush()
-    return limits_changed
 
 
 async def remove(session: AsyncSession, plan: Plan) -> Literal["archived", "deleted"]:

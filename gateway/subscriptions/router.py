@@ -16,7 +16,6 @@ from gateway.subscriptions.schemas import (
     SubscriptionList,
     SubscriptionOut,
 )
-from shared.events import publish_key_change
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 keys_router = APIRouter(prefix="/api/v1/keys", tags=["subscriptions"])
@@ -41,14 +40,11 @@ async def get_subscription(
 
 @router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def cancel_subscription(
-    subscription_id: str, user: CurrentUser, session: Session, state: State
+    subscription_id: str, user: CurrentUser, session: Session
 ) -> Response:
     """Cancel: every key of the subscription stops working within a second. Idempotent."""
     subscription, _, _ = await service.get_for_consumer_or_404(session, subscription_id, user)
-    revoked = await service.cancel(session, subscription)
-    await session.commit()
-    for key_hash in revoked:
-        await publish_key_change(state.redis, key_hash)
+    await service.cancel(session, subscription)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -62,10 +58,6 @@ async def change_plan(
     different currencies is refused (409 `currency_mismatch`)."""
     subscription, api, _ = await service.get_for_consumer_or_404(session, subscription_id, user)
     plan = await service.change_plan(session, subscription, body.plan_id)
-    keys = await repository.active_keys(session, subscription.id)
-    await session.commit()
-    for key in keys:
-        await publish_key_change(state.redis, key.key_hash)
     return service.subscription_out(subscription, api, plan, state.settings.public_api_url)
 
 
@@ -88,25 +80,19 @@ async def create_key(
 
 
 @keys_router.post("/{key_id}/rotate", status_code=status.HTTP_201_CREATED)
-async def rotate_key(
-    key_id: str, user: CurrentUser, session: Session, state: State
-) -> IssuedKeyOut:
+async def rotate_key(key_id: str, user: CurrentUser, session: Session) -> IssuedKeyOut:
     """A new key (shown only here) replaces this one, which stops working at once: there is
     no grace period, so put the new key in place before relying on it."""
     key = await service.get_key_or_404(session, key_id, user)
-    new_key, plaintext, revoked_hash = await service.rotate(session, key)
-    await session.commit()
-    await publish_key_change(state.redis, revoked_hash)
+    new_key, plaintext = await service.rotate(session, key)
     return IssuedKeyOut(key=service.key_out(new_key), api_key=plaintext)
 
 
 @keys_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: str, user: CurrentUser, session: Session, state: State) -> Response:
+async def revoke_key(key_id: str, user: CurrentUser, session: Session) -> Response:
     """Revoke: the key stops working within a second. Idempotent."""
     key = await service.get_key_or_404(session, key_id, user)
-    revoked_hash = service.revoke(key)
-    await session.commit()
-    await publish_key_change(state.redis, revoked_hash)
+    service.revoke(session, key)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

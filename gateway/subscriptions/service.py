@@ -33,8 +33,10 @@ from gateway.subscriptions.schemas import (
     SubscriberOut,
     SubscriptionOut,
 )
+from shared import invalidation
 from shared.auth import api_keys
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.invalidation import invalidate
 from shared.models import Api, ApiKey, Plan, Subscription, User
 from shared.models.base import utcnow
 
@@ -185,46 +187,45 @@ async def issue_key(
     return await _new_key(session, subscription, name)
 
 
-async def rotate(session: AsyncSession, key: ApiKey) -> tuple[ApiKey, str, str]:
-    """A new key with the same name; the old one is revoked now. Returns the new key, its
-    plaintext and the revoked key's hash."""
+async def rotate(session: AsyncSession, key: ApiKey) -> tuple[ApiKey, str]:
+    """A new key with the same name; the old one is revoked now. Returns the new key and
+    its plaintext."""
     subscription = await session.get(Subscription, key.subscription_id)
     assert subscription is not None  # the foreign key guarantees it
     _require_active(subscription)
     if key.revoked_at is not None:
         raise Conflict("This key is revoked; create a new one instead.", code="key_revoked")
     key.revoked_at = utcnow()
+    invalidate(session, invalidation.key(key.key_hash))
     new_key, plaintext = await _new_key(session, subscription, key.name)
-    return new_key, plaintext, key.key_hash
+    return new_key, plaintext
 
 
-def revoke(key: ApiKey) -> str:
-    """Idempotent; returns the hash to publish (again, if it was revoked before)."""
+def revoke(session: AsyncSession, key: ApiKey) -> None:
+    """Idempotent (the data plane is told again if it was revoked before)."""
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-    return key.key_hash
+    invalidate(session, invalidation.key(key.key_hash))
 
 
-async def cancel(session: AsyncSession, subscription: Subscription) -> list[str]:
-    """Cancel and revoke every live key; idempotent. Returns the hashes revoked now."""
+async def cancel(session: AsyncSession, subscription: Subscription) -> None:
+    """Cancel and revoke every live key; idempotent."""
     if subscription.status == "cancelled":
-        return []
+        return
     now = utcnow()
     subscription.status = "cancelled"
     subscription.cancelled_at = now
     await repository.end_open_plan_period(session, subscription.id, now)
-    revoked = []
     for key in await repository.active_keys(session, subscription.id):
         key.revoked_at = now
-        revoked.append(key.key_hash)
+        invalidate(session, invalidation.key(key.key_hash))
     await session.flush()
-    return revoked
 
 
 async def change_plan(session: AsyncSession, subscription: Subscription, plan_id: str) -> Plan:
     """Move the subscription to another plan of its API, now. Returns the plan in force;
-    choosing the current plan changes nothing. The caller publishes the subscription's
-    live keys after the commit, so that the data plane applies the new limits at once."""
+    choosing the current plan changes nothing. The subscription's live keys are
+    invalidated, so that the data plane applies the new limits at once."""
     await repository.lock(session, subscription)
     _require_active(subscription)
     current = await session.get(Plan, subscription.plan_id)
@@ -244,5 +245,7 @@ async def change_plan(session: AsyncSession, subscription: Subscription, plan_id
     await repository.end_open_plan_period(session, subscription.id, now)
     await repository.start_plan_period(session, subscription.id, plan.id, now)
     subscription.plan_id = plan.id
+    for key in await repository.active_keys(session, subscription.id):
+        invalidate(session, invalidation.key(key.key_hash))
     await session.flush()
     return plan

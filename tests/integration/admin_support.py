@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.dataplane.app import DataPlane
-from shared.events import KEYS_CHANNEL, ROUTES_CHANNEL
+from shared.invalidation import KEYS_CHANNEL, ROUTES_CHANNEL
 from shared.models import Api, ApiVersion, Deployment, User
 from shared.settings import DataPlaneSettings, GatewaySettings
 from tests.integration.conftest import signup

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from gateway.build_queue import STOP_JOB
 from shared.auth.api_keys import hash_key
 from shared.db import create_engine, create_sessionmaker
-from shared.events import KEYS_CHANNEL, ROUTES_CHANNEL
+from shared.invalidation import KEYS_CHANNEL, ROUTES_CHANNEL
 from shared.models import User
 from shared.settings import DataPlaneSettings, GatewaySettings
 from tests.integration.admin_support import (

@@ -19,7 +19,7 @@ from analytics.billing.service import period_bounds, period_of, previous_period
 from gateway.app import create_app as create_gateway
 from gateway.dataplane.limits import Limiter, Policy
 from shared.auth.api_keys import hash_key
-from shared.events import KEYS_CHANNEL
+from shared.invalidation import KEYS_CHANNEL
 from shared.models import Execution, SubscriptionPlanPeriod, User
 from shared.settings import AnalyticsSettings, GatewaySettings
 from tests.integration.billing_support import (

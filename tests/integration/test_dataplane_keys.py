@@ -20,7 +20,8 @@ from sqlalchemy import event, update
 from gateway.dataplane.app import DataPlane
 from shared.auth.api_keys import generate
 from shared.db import create_engine, create_sessionmaker
-from shared.events import KEYS_CHANNEL, ExecutionEvent
+from shared.events import ExecutionEvent
+from shared.invalidation import KEYS_CHANNEL
 from shared.models import Api, ApiKey, Deployment, Plan, Subscription, User
 from shared.settings import DataPlaneSettings
 from tests.integration.conftest import assert_error

@@ -6,7 +6,7 @@ import httpx
 from redis.asyncio import Redis
 
 from shared.auth.api_keys import hash_key
-from shared.events import KEYS_CHANNEL
+from shared.invalidation import KEYS_CHANNEL
 from tests.integration.conftest import assert_error, signup
 from tests.integration.marketplace_support import FREE, next_message, public_api, subscribe
 
