@@ -29,7 +29,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger("veil.invalidation")
 
@@ -143,6 +143,9 @@ def _after_commit(session: Session) -> None:
         session.info.setdefault(_COMMITTED, []).extend(pending)
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # The whole transaction, not a savepoint: what it changed is gone, so is the news.
+    # (A savepoint's own invalidations stay: at worst a cache reloads for nothing.)
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
