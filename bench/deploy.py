@@ -34,8 +34,8 @@ import docker
 import httpx
 
 from executor.docker_adapter import deployment_container
-from launcher.harness import running_platform
 from runtimes.registry import runtime_spec
+from testkit.platform import running_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL = 0.02  # seconds between polls of the data plane, the status endpoint, the raw container

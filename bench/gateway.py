@@ -3,7 +3,7 @@
 Run: `uv run python -m bench.gateway [--duration S] [--rounds N] [--rate R] [--connections N]`
 (`make bench-gateway` installs nginx, caddy and wrk first: `scripts/setup.sh --with-bench`).
 
-Starts the whole platform like the e2e tests (launcher/harness.py: free loopback ports,
+Starts the whole platform like the e2e tests (testkit/platform.py: free loopback ports,
 temp data dir, its own instance label, the data plane with as many workers as `make run`
 gives it), deploys the Go server example (runtimes/go/examples/server: a static net/http
 binary, the fastest upstream among the examples, so that the upstream is not what is
@@ -74,7 +74,7 @@ from docker.errors import DockerException
 
 from executor.docker_adapter import deployment_container
 from launcher.__main__ import dataplane_command
-from launcher.harness import Platform, free_port, running_platform
+from testkit.platform import Platform, free_port, running_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORK = "veil-functions"

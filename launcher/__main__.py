@@ -26,7 +26,7 @@ from launcher.processes import (
     wait_redis,
 )
 from launcher.redis_conf import redis_url, write_config
-from launcher.secrets import load_or_create_secrets
+from shared.platform_secrets import load_or_create_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.auth.service import normalise_email
-from launcher.secrets import load_or_create_secrets
 from shared.auth.passwords import hash_password
 from shared.db import create_engine, create_sessionmaker
 from shared.models import User
+from shared.platform_secrets import load_or_create_secrets
 from shared.settings import GatewaySettings
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from launcher.harness import running_platform
+from testkit.platform import running_platform
 from tests.e2e.support import deploy_python_app, developer
 from tests.e2e.test_launcher_faults import label
 

@@ -15,7 +15,7 @@ import docker
 import httpx
 import pytest
 
-from launcher.harness import Platform, running_platform
+from testkit.platform import Platform, running_platform
 from tests.e2e.support import deploy_node_app, developer
 from tests.e2e.test_launcher_faults import label, service_pid
 

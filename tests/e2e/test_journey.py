@@ -16,7 +16,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import AuthenticationError
 
-from launcher.harness import Platform, running_platform, stop
+from testkit.platform import Platform, running_platform, stop
 from tests.integration.conftest import SAMPLE_APP, zip_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]

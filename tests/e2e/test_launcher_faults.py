@@ -18,8 +18,8 @@ import docker
 import httpx
 import pytest
 
-from launcher.harness import Platform, remove_labelled, running_platform
 from launcher.processes import descendants
+from testkit.platform import Platform, remove_labelled, running_platform
 from tests.e2e.support import deploy_node_app, deploy_python_app, developer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from launcher.harness import Platform, running_platform
+from testkit.platform import Platform, running_platform
 from tests.integration.conftest import zip_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]

@@ -32,7 +32,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from launcher.harness import Platform, running_platform
+from testkit.platform import Platform, running_platform
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from launcher.harness import Platform
+from testkit.platform import Platform
 from tests.ui.conftest import (
     ADMIN_PASSWORD,
     PASSWORD,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
-from launcher.harness import Platform
+from testkit.platform import Platform
 from tests.integration.conftest import SAMPLE_APP, zip_bytes
 from tests.ui.conftest import (
     ADMIN_PASSWORD,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
-from launcher.harness import Platform
+from testkit.platform import Platform
 from tests.ui.conftest import PASSWORD, PHONE, Browsing, api_signup, go, shot, ui_login
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.docker]

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Route
 
-from launcher.harness import Platform
+from testkit.platform import Platform
 from tests.ui.conftest import Browsing, api_signup
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.docker]
