@@ -10,9 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.admin.pages import Cursor
 from shared.models import Api, ApiKey, Deployment, User
 from shared.models.base import utcnow
-
-# Deployments a running worker owns; only a queued one can still be called off.
-RUNNING_WORK = ("building", "starting")
+from shared.models.deployment import WORKING_STATUSES
 
 
 async def apis_of_owner(session: AsyncSession, owner_id: str) -> Sequence[Api]:
@@ -44,7 +42,7 @@ async def apis_with_containers(session: AsyncSession, api_ids: Sequence[str]) ->
         return set()
     serving = select(Api.id).where(Api.id.in_(api_ids), Api.active_deployment_id.is_not(None))
     deploying = select(Deployment.api_id).where(
-        Deployment.api_id.in_(api_ids), Deployment.status.in_(RUNNING_WORK)
+        Deployment.api_id.in_(api_ids), Deployment.status.in_(WORKING_STATUSES)
     )
     result = await session.execute(serving.union(deploying))
     return set(result.scalars().all())

@@ -19,6 +19,7 @@ from gateway.deps import Admin, Session, State
 from gateway.internal_client import RESTART_TIMEOUT_SECONDS, call_service
 from shared.errors import NotFound
 from shared.models import Api, ApiVersion, Deployment, User
+from shared.models.deployment import LIVE_STATUSES
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 router.include_router(moderation_router)
@@ -62,7 +63,7 @@ async def deployments(_admin: Admin, session: Session, state: State) -> AdminDep
         .join(Api, Api.id == Deployment.api_id)
         .join(ApiVersion, ApiVersion.id == Deployment.version_id)
         .join(User, User.id == Api.owner_id)
-        .where(Deployment.status.in_(("queued", "building", "starting", "running")))
+        .where(Deployment.status.in_(LIVE_STATUSES))
         .order_by(Deployment.created_at.desc())
     )
     live = await call_service(

@@ -22,6 +22,10 @@ DEPLOYMENT_STATUSES = (
     "crash-looping",
 )
 IN_PROGRESS_STATUSES = ("queued", "building", "starting")
+# Picked up by a worker and not done yet: only a queued deployment can still be called off.
+WORKING_STATUSES = ("building", "starting")
+# Serving, or on its way to serve.
+LIVE_STATUSES = (*IN_PROGRESS_STATUSES, "running")
 # Done for good: nothing will run it again (the reconciler removes its container).
 FINISHED_STATUSES = ("failed", "stopped", "superseded", "crash-looping")
 # Where a deployment's live build feed ends: running, or done for good.
