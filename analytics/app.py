@@ -22,6 +22,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
 from shared.http.service_auth import ServiceOnly
 from shared.models.base import utcnow
+from shared.periodic import every
 from shared.settings import AnalyticsSettings
 
 
@@ -57,14 +58,20 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 consumer.run_forever(settings.block_ms, settings.ingest_min_interval_ms)
             ),
             asyncio.create_task(
-                jobs.every(
+                every(
                     settings.purge_interval_seconds,
                     lambda: jobs.purge_once(sessions, settings),
                     "raw execution purge",
+                    log=jobs.log,
                 )
             ),
             asyncio.create_task(
-                jobs.every(settings.reconcile_interval_seconds, reconcile_job, "reconciliation")
+                every(
+                    settings.reconcile_interval_seconds,
+                    reconcile_job,
+                    "reconciliation",
+                    log=jobs.log,
+                )
             ),
         ]
         app.state.billing = BillingJob(

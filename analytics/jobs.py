@@ -1,10 +1,9 @@
-"""Periodic jobs of the analytics service: raw-data retention and reconciliation."""
+"""Periodic jobs of the analytics service: raw-data retention and reconciliation
+(run by shared/periodic.py `every`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from redis.asyncio import Redis
@@ -16,18 +15,6 @@ from shared.models.base import utcnow
 from shared.settings import AnalyticsSettings
 
 log = logging.getLogger("veil.analytics.jobs")
-
-
-async def every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
-    """Run `job` now and then every `seconds`; a failure is logged and retried next time."""
-    while True:
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed", name)
-        await asyncio.sleep(seconds)
 
 
 async def purge_once(

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,6 +37,7 @@ from shared.invalidation import invalidate, route
 from shared.models import Api, ApiVersion, Deployment
 from shared.models.base import utcnow
 from shared.models.deployment import FINISHED_STATUSES
+from shared.periodic import every
 
 log = logging.getLogger("veil.executor.reconciler")
 RETRY_SECONDS = 1.0
@@ -218,27 +220,30 @@ class Reconciler:
         return self.deployer.start_container(deployment, version, api, sealed_secrets)
 
 
-async def reconcile_forever(reconciler: Reconciler, interval: float) -> None:
+async def reconcile_forever(reconciler: Reconciler, interval: float) -> NoReturn:
     """A pass every `interval` seconds, and at once when one of Veil's containers dies
     or the engine's event stream breaks (a dockerd restart); after a failed pass (the
     engine still down, the database away) the next comes a second later, so APIs are
     back about a second after the engine answers again."""
-    while True:
-        failed = False
-        try:
-            # Networks and firewall rules too: lost to a reboot, a dockerd restart
-            # or a recreated network, they come back within one interval.
-            await asyncio.to_thread(prepare_networks, reconciler.docker, reconciler.settings)
-            report = await reconciler.run_once()
-            failed = bool(report.restarted)  # look again soon: more may be on their way back
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("reconcile pass failed")
-            failed = True
-        if failed:
-            await asyncio.sleep(min(interval, RETRY_SECONDS))
-        else:
-            labels = labels_for_platform(reconciler.settings)
-            await asyncio.to_thread(reconciler.docker.wait_for_change, labels, interval)
-            await asyncio.sleep(0.2)  # let a burst of deaths (an engine going down) land
+    labels = labels_for_platform(reconciler.settings)
+    soon = min(interval, RETRY_SECONDS)
+    restarted = False
+
+    async def reconcile_pass() -> None:
+        nonlocal restarted
+        restarted = False
+        # Networks and firewall rules too: lost to a reboot, a dockerd restart
+        # or a recreated network, they come back within one interval.
+        await asyncio.to_thread(prepare_networks, reconciler.docker, reconciler.settings)
+        restarted = bool((await reconciler.run_once()).restarted)
+
+    async def until_change(within: float) -> None:
+        if restarted:  # look again soon: more may be on their way back
+            await asyncio.sleep(soon)
+            return
+        await asyncio.to_thread(reconciler.docker.wait_for_change, labels, within)
+        await asyncio.sleep(0.2)  # let a burst of deaths (an engine going down) land
+
+    await every(
+        interval, reconcile_pass, "reconcile pass", log=log, retry_seconds=soon, wake=until_change
+    )

@@ -8,15 +8,16 @@ idempotent: ticks may overlap a restart, run twice, or be skipped.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics.billing import repository, service
+from shared.periodic import every
 
 log = logging.getLogger("veil.analytics.billing")
 
@@ -69,12 +70,5 @@ class BillingJob:
         )
         return report
 
-    async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("billing run failed; retrying at the next interval")
-            await asyncio.sleep(self.interval)
+    async def run_forever(self) -> NoReturn:
+        await every(self.interval, self.tick, "billing run", log=log)
