@@ -6,8 +6,6 @@ stats (rollups).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import datetime
 
@@ -19,6 +17,8 @@ from analytics.history.repository import HistoryFilter
 from analytics.stats.windows import aware
 from shared.errors import Unprocessable
 from shared.models import Execution
+from shared.pagination import decode_cursor as decode_cursor  # the history's cursor
+from shared.pagination import encode_cursor as encode_cursor
 
 MAX_LIMIT = 500
 _STATUS = re.compile(r"^([1-5])(\d\d|xx)$", re.IGNORECASE)
@@ -58,20 +58,6 @@ def parse_status(value: str | None) -> tuple[int | None, int | None]:
     if match.group(2).lower() == "xx":
         return None, int(match.group(1))
     return int(value), None
-
-
-def encode_cursor(started_at: datetime, event_id: str) -> str:
-    raw = f"{aware(started_at).isoformat()}|{event_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, event_id = raw.split("|", 1)
-        return aware(datetime.fromisoformat(at)), event_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Unprocessable("This cursor is not one we gave out.", code="invalid_cursor") from exc
 
 
 def _out(e: Execution) -> ExecutionOut:

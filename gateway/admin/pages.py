@@ -1,39 +1,16 @@
-"""Keyset pagination for admin lists: newest first, an opaque cursor per page.
-
-A cursor is the (created_at, id) of the last row shown; the next page starts
-strictly after it, so rows added meanwhile never shift or repeat a page the way
-an offset would.
-"""
+"""Keyset pagination for admin lists: newest first, a cursor (`shared.pagination`) per page
+made of the (created_at, id) of the last row shown."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.errors import Unprocessable
+from shared.pagination import Cursor, decode_cursor, encode_cursor
 
-Cursor = tuple[datetime, str]
+__all__ = ["Cursor", "cut_page", "decode_cursor"]
+
 T = TypeVar("T")
-
-
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, row_id = raw.split("|", 1)
-        parsed = datetime.fromisoformat(at)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Unprocessable("This cursor is not one we gave out.", code="invalid_cursor") from exc
-    if parsed.tzinfo is None:
-        raise Unprocessable("This cursor is not one we gave out.", code="invalid_cursor")
-    return parsed, row_id
 
 
 def cut_page(rows: Sequence[T], limit: int) -> tuple[Sequence[T], str | None]:
