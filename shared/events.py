@@ -10,9 +10,6 @@ store, replaced by U+FFFD; numbers as Python writes them; `started_at` in UTC wi
 microseconds, `2026-11-23T16:40:15.000123+00:00`. One field instead of seventeen:
 the consumer reads five objects per entry instead of thirty-seven, splits one line,
 and hands PostgreSQL the lines as they came. A later format takes another field name.
-
-Entries written before this format (one stream field per event field, all values
-strings: `to_fields`) are still read (`from_fields`).
 """
 
 from __future__ import annotations
@@ -219,61 +216,11 @@ class ExecutionEvent:
         """The event in wire format 1: the value of the stream field EVENT_FIELD."""
         return event_line(tuple(vars(self).values()))
 
-    def to_fields(self) -> dict[str, str]:
-        """The event as the stream entry of the format before wire format 1."""
-        out: dict[str, str] = {}
-        # vars(), not asdict(): no deep copy, on the data plane's path for every call.
-        for key, value in vars(self).items():
-            if value is None:
-                continue
-            out[key] = value.isoformat() if isinstance(value, datetime) else str(value)
-        return out
-
     @classmethod
     def from_fields(cls, raw: dict[bytes, bytes] | dict[str, str]) -> ExecutionEvent:
-        """The event of a stream entry, in either format."""
+        """The event of a stream entry (its fields as redis-py returns them); ValueError
+        for an entry that is not an event in wire format 1."""
         line = raw.get(EVENT_FIELD) or raw.get(EVENT_FIELD.encode())  # type: ignore[call-overload]
-        if line is not None:
-            return cls(*line_values(line))
-        data: dict[str, str]
-        if raw and isinstance(next(iter(raw)), bytes):  # as redis-py returns them: one test
-            data = {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
-        else:
-            data = {
-                (k.decode() if isinstance(k, bytes) else k): (
-                    v.decode() if isinstance(v, bytes) else v
-                )
-                for k, v in raw.items()
-            }
-        required = {
-            "event_id",
-            "request_id",
-            "api_id",
-            "method",
-            "path",
-            "status_code",
-            "started_at",
-        }
-        missing = required - set(data)
-        if missing:
-            raise ValueError(f"execution event lacks {sorted(missing)}")
-        upstream = data.get("upstream_ms")
-        return cls(
-            event_id=data["event_id"],
-            request_id=data["request_id"],
-            api_id=data["api_id"],
-            deployment_id=data.get("deployment_id"),
-            caller_id=data.get("caller_id"),
-            method=data["method"],
-            path=data["path"],
-            status_code=int(data["status_code"]),
-            latency_ms=float(data.get("latency_ms", 0)),
-            upstream_ms=float(upstream) if upstream is not None else None,
-            bytes_in=int(data.get("bytes_in", 0)),
-            bytes_out=int(data.get("bytes_out", 0)),
-            started_at=datetime.fromisoformat(data["started_at"]),
-            key_id=data.get("key_id"),
-            subscription_id=data.get("subscription_id"),
-            version=int(data["version"]) if data.get("version") else None,
-            gateway_ms=float(data["gateway_ms"]) if data.get("gateway_ms") else None,
-        )
+        if line is None:
+            raise ValueError(f"a stream entry without {EVENT_FIELD!r} is not an execution event")
+        return cls(*line_values(line))

@@ -231,7 +231,7 @@ class EventConsumer:
             lines = [f[1] for _, f in entries if f[0] == _FIELD and len(f) == 2]
         except (KeyError, TypeError, IndexError):
             lines = []
-        if len(lines) != len(entries):  # the format before, a dict, or trimmed away
+        if len(lines) != len(entries):  # a dict, an entry that is no event, or trimmed away
             lines = []
             for entry_id, fields in entries:
                 if not fields:  # trimmed from the stream while pending: nothing to store
@@ -240,7 +240,7 @@ class EventConsumer:
                     if isinstance(fields, list):
                         fields = dict(zip(fields[::2], fields[1::2], strict=True))
                     lines.append(line_of(fields))
-                except (ValueError, KeyError) as exc:
+                except ValueError as exc:
                     log.error("dropping malformed event %s: %s", entry_id, exc)
         return await prepare_in_turns(lines)
 

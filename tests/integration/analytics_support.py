@@ -40,25 +40,19 @@ def event(api_id: str, status: int, latency: float, at: datetime, **extra: Any) 
     return ExecutionEvent(**values)
 
 
-async def feed(
-    redis: Redis, stream: str, events: list[ExecutionEvent], *, legacy: bool = False
-) -> None:
-    """XADD the events as the data plane does (wire format 1), or in the format
-    before it (`legacy`: one stream field per event field)."""
+async def feed(redis: Redis, stream: str, events: list[ExecutionEvent]) -> None:
+    """XADD the events as the data plane does (wire format 1)."""
     for start in range(0, len(events), 1000):
         async with redis.pipeline(transaction=False) as pipe:
             for e in events[start : start + 1000]:
-                if legacy:
-                    pipe.xadd(stream, e.to_fields())  # type: ignore[arg-type]
-                else:
-                    pipe.xadd(stream, {EVENT_FIELD: e.to_line()})
+                pipe.xadd(stream, {EVENT_FIELD: e.to_line()})
             await pipe.execute()
 
 
 def app_consumer(client: httpx.AsyncClient) -> EventConsumer:
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    consumer: EventConsumer = transport.app.state.consumer  # type: ignore[attr-defined]
+    consumer: EventConsumer = transport.app.state.veil.consumer  # type: ignore[attr-defined]
     return consumer
 
 
@@ -99,5 +93,5 @@ def service_headers(settings: AnalyticsSettings) -> dict[str, str]:
 def app_sessions(client: httpx.AsyncClient) -> async_sessionmaker[AsyncSession]:
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    sessions: async_sessionmaker[AsyncSession] = transport.app.state.sessions  # type: ignore[attr-defined]
+    sessions: async_sessionmaker[AsyncSession] = transport.app.state.veil.sessions  # type: ignore[attr-defined]
     return sessions

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from analytics.app import create_app
 from analytics.ingest.consumer import EventConsumer
 from analytics.stats.histogram import RELATIVE_ERROR
-from shared.events import ExecutionEvent
+from shared.events import EVENT_FIELD, ExecutionEvent
 from shared.models import Execution
 from shared.settings import AnalyticsSettings
 from tests.conftest import asgi_client
@@ -56,7 +56,7 @@ async def analytics(settings: AnalyticsSettings, redis: Redis) -> AsyncIterator[
 def _consumer(app_client: httpx.AsyncClient) -> EventConsumer:
     transport = app_client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    consumer: EventConsumer = transport.app.state.consumer  # type: ignore[attr-defined]
+    consumer: EventConsumer = transport.app.state.veil.consumer  # type: ignore[attr-defined]
     return consumer
 
 
@@ -80,9 +80,9 @@ async def test_redelivered_events_are_stored_once(
     keyed = {"key_id": "k-1", "subscription_id": "s-1", "version": 4, "gateway_ms": 0.25}
     batch.append(event("api-1", 200, 1.0, now, **keyed))
     for e in batch:
-        await redis.xadd(stream, e.to_fields())  # type: ignore[arg-type]
+        await redis.xadd(stream, {EVENT_FIELD: e.to_line()})
     # The same event delivered twice (a data plane retry) must count once.
-    await redis.xadd(stream, batch[0].to_fields())  # type: ignore[arg-type]
+    await redis.xadd(stream, {EVENT_FIELD: batch[0].to_line()})
 
     # c1 reads a batch and "crashes" before storing: nothing acknowledged.
     await redis.xreadgroup("g", "c1", {stream: ">"}, count=10)
@@ -115,7 +115,7 @@ async def test_stats_count_errors_and_percentiles(
     events += [event("api-1", 200, 999.0, now - timedelta(days=3))]  # outside the default window
     events += [event("api-2", 200, 1.0, now)]  # another API
     for e in events:
-        await redis.xadd(settings.events_stream, e.to_fields())  # type: ignore[arg-type]
+        await redis.xadd(settings.events_stream, {EVENT_FIELD: e.to_line()})
     consumer = _consumer(analytics)
     for _ in range(100):
         if await _stored(consumer) == len(events):

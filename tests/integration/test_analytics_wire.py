@@ -1,4 +1,5 @@
-"""Ingestion of both stream formats, and of lines the database refuses, on both databases."""
+"""Ingestion of wire-format lines, awkward ones and ones the database refuses, on both
+databases."""
 
 from __future__ import annotations
 
@@ -50,25 +51,25 @@ async def _histogram_total(sessions: async_sessionmaker[AsyncSession]) -> int:
         return int(total or 0)
 
 
-async def test_both_stream_formats_are_stored_once_with_their_rollups(
+async def test_events_are_stored_once_with_their_rollups(
     sessions: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
-    """Entries written before wire format 1 are still in the stream during an upgrade;
-    the same event may even come in both formats (a data plane that sent it again)."""
-    stream = "veil:test-formats"
+    """Lines with escapes and NULs among plain ones; the same event may come twice (a
+    data plane that sent it again)."""
+    stream = "veil:test-lines"
     now = datetime.now(UTC).replace(microsecond=0)
     at = [now - timedelta(minutes=3, seconds=s) for s in range(300)]
-    old = [event("api-1", 200 + 100 * (i % 4), 1.0 + i % 40, at[i]) for i in range(150)]
-    new = [
+    plain = [event("api-1", 200 + 100 * (i % 4), 1.0 + i % 40, at[i]) for i in range(150)]
+    keyed = [
         event("api-1", 200, 0.5 + i, at[150 + i], subscription_id="s-1", key_id="k-1", version=2)
         for i in range(150)
     ]
     awkward = [event("api-1", 200, 3.0, now, path=p) for p in AWKWARD]
-    await feed(redis, stream, old[:100], legacy=True)
-    await feed(redis, stream, new[:100] + awkward[:3])
-    await feed(redis, stream, old[100:] + new[:10] + awkward[3:], legacy=True)  # interleaved
-    await feed(redis, stream, new[100:] + old[:10])
-    everything = old + new + awkward
+    await feed(redis, stream, plain[:100])
+    await feed(redis, stream, keyed[:100] + awkward[:3])
+    await feed(redis, stream, plain[100:] + keyed[:10] + awkward[3:])
+    await feed(redis, stream, keyed[100:] + plain[:10])
+    everything = plain + keyed + awkward
 
     consumer = EventConsumer(redis, sessions, stream, "g", "c1", batch_size=64)
     await _drain(consumer)

@@ -11,8 +11,7 @@ import pytest
 
 from analytics.history.service import decode_cursor, encode_cursor, parse_status
 from analytics.ingest.consumer import restore_gc, tune_gc
-from analytics.ingest.entries import row_of
-from analytics.ingest.rollup import record, rollup_rows
+from analytics.ingest.rollup import rollup_rows
 from analytics.stats import histogram
 from analytics.stats.windows import cover, resolve_window, series_plan
 from shared.errors import Unprocessable
@@ -170,30 +169,6 @@ def test_status_filter_and_cursor() -> None:
     assert decode_cursor(encode_cursor(at, "e-1")) == (at, "e-1")
     with pytest.raises(Unprocessable):
         decode_cursor("not a cursor")
-
-
-def test_stream_entries_become_the_rows_the_events_would() -> None:
-    events = [
-        _event(T0 + timedelta(milliseconds=i), status, 3.5 * i, sub)
-        for i, (status, sub) in enumerate([(200, "s"), (504, None), (404, "t")])
-    ]
-    events.append(ExecutionEvent.from_fields({**events[0].to_fields(), "version": ""}))
-    for e in events:
-        fields = e.to_fields()
-        as_bytes = {k.encode(): v.encode() for k, v in fields.items()}
-        assert row_of(as_bytes) == record(ExecutionEvent.from_fields(as_bytes)) == record(e)
-        assert row_of(fields) == record(e)  # a client that decodes replies
-    good = {k.encode(): v.encode() for k, v in events[0].to_fields().items()}
-    for broken in (
-        {k: v for k, v in good.items() if k != b"started_at"},
-        {**good, b"status_code": b"OK"},
-        {**good, b"latency_ms": b"fast"},
-        {**good, b"started_at": b"yesterday"},
-        {**good, b"path": b"\xff"},
-        {},
-    ):
-        with pytest.raises((ValueError, KeyError)):
-            row_of(broken)
 
 
 def test_the_collector_tuning_is_undone() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from analytics.ingest.entries import checked, checked_line, line_of, row_of
+from analytics.ingest.entries import checked, checked_line, line_of
 from analytics.ingest.repository import prepare
 from analytics.ingest.rollup import Fold, record, rollup_rows, rollups_of
 from analytics.stats.histogram import bucket_of
@@ -116,13 +116,15 @@ def test_lines_that_are_not_events_are_refused() -> None:
         checked_line(_event(latency_ms=float("inf")).to_line())
 
 
-def test_entries_of_either_format_become_the_same_line() -> None:
+def test_an_entry_becomes_its_line_and_one_without_it_is_refused() -> None:
     e = _event(path="/a\tb", subscription_id=None)
-    legacy = {k.encode(): v.encode() for k, v in e.to_fields().items()}
-    assert line_of(legacy) == e.to_line()
-    assert line_of(e.to_fields()) == e.to_line()  # a client that decodes replies
     assert line_of({EVENT_FIELD.encode(): e.to_line()}) == e.to_line()
-    assert line_values(line_of(legacy)) == row_of(legacy)
+    assert line_of({EVENT_FIELD: e.to_line().decode()}) == e.to_line()  # decoded replies
+    for entry in ({}, {b"event_id": b"e-1", b"api_id": b"api-1"}, {"e0": "x"}):
+        with pytest.raises(ValueError, match=EVENT_FIELD):
+            line_of(entry)
+        with pytest.raises(ValueError, match=EVENT_FIELD):
+            ExecutionEvent.from_fields(entry)
 
 
 def _reference(events: list[ExecutionEvent]) -> tuple[Counter[Any], Counter[Any]]:
