@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query
 from redis.asyncio import Redis
 
 from analytics import jobs
 from analytics.billing.job import BillingJob
 from analytics.billing.router import router as billing_router
+from analytics.deps import Session, State
 from analytics.history.service import ExecutionPage, history
 from analytics.ingest.consumer import EventConsumer, restore_gc, tune_gc
 from analytics.reconcile.service import ReconciliationReport, reconcile
+from analytics.state import AnalyticsState
 from analytics.stats.service import ApiStats, api_stats
 from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
@@ -30,32 +32,38 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     settings = settings or AnalyticsSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[AnalyticsState]:
         gc_thresholds = tune_gc(settings.ingest_gc_threshold)
         engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
         redis = Redis.from_url(settings.redis_url)
         sessions = create_sessionmaker(engine)
-        consumer = EventConsumer(
-            redis,
-            sessions,
-            settings.events_stream,
-            settings.consumer_group,
-            settings.consumer_name,
-            settings.batch_size,
+        state = AnalyticsState(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            redis=redis,
+            consumer=EventConsumer(
+                redis,
+                sessions,
+                settings.events_stream,
+                settings.consumer_group,
+                settings.consumer_name,
+                settings.batch_size,
+            ),
+            billing=BillingJob(
+                sessions,
+                settings.platform_fee_bps,
+                settings.billing_interval_seconds,
+                settings.billing_close_grace_seconds,
+            ),
         )
-        app.state.settings = settings
-        app.state.sessions = sessions
-        app.state.database_engine = engine  # for /readyz
-        app.state.redis = redis
-        app.state.consumer = consumer
-        app.state.last_reconciliation = None
 
         async def reconcile_job() -> None:
-            app.state.last_reconciliation = await jobs.reconcile_recent(redis, sessions, settings)
+            state.last_reconciliation = await jobs.reconcile_recent(redis, sessions, settings)
 
         tasks = [
             asyncio.create_task(
-                consumer.run_forever(settings.block_ms, settings.ingest_min_interval_ms)
+                state.consumer.run_forever(settings.block_ms, settings.ingest_min_interval_ms)
             ),
             asyncio.create_task(
                 every(
@@ -74,16 +82,10 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 )
             ),
         ]
-        app.state.billing = BillingJob(
-            sessions,
-            settings.platform_fee_bps,
-            settings.billing_interval_seconds,
-            settings.billing_close_grace_seconds,
-        )
         if settings.billing_interval_seconds > 0:
-            tasks.append(asyncio.create_task(app.state.billing.run_forever()))
+            tasks.append(asyncio.create_task(state.billing.run_forever()))
         try:
-            yield
+            yield state
         finally:
             for task in tasks:
                 task.cancel()
@@ -103,8 +105,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     @app.get("/internal/v1/apis/{api_id}/stats")
     async def stats(
         api_id: str,
-        request: Request,
         _auth: ServiceOnly,
+        state: State,
         since: datetime | None = Query(default=None, description="default: 24 hours ago"),
         until: datetime | None = Query(default=None, description="default: now"),
         version: int | None = Query(default=None),
@@ -113,7 +115,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     ) -> ApiStats:
         """Calls, errors, latency percentiles, bytes, top consumers and a time series."""
         return await api_stats(
-            request.app.state.sessions,
+            state.sessions,
             api_id,
             since,
             until,
@@ -125,8 +127,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     @app.get("/internal/v1/apis/{api_id}/executions")
     async def executions(
         api_id: str,
-        request: Request,
         _auth: ServiceOnly,
+        session: Session,
         since: datetime | None = Query(default=None),
         until: datetime | None = Query(default=None),
         status: str | None = Query(default=None, description="a code (404) or a class (5xx)"),
@@ -137,41 +139,35 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         limit: int = Query(default=50),
     ) -> ExecutionPage:
         """The API's calls, newest first, a page at a time."""
-        async with request.app.state.sessions() as session:
-            return await history(
-                session,
-                api_id,
-                since=since,
-                until=until,
-                status=status,
-                key_id=key_id,
-                subscription_id=subscription_id,
-                version=version,
-                cursor=cursor,
-                limit=limit,
-            )
+        return await history(
+            session,
+            api_id,
+            since=since,
+            until=until,
+            status=status,
+            key_id=key_id,
+            subscription_id=subscription_id,
+            version=version,
+            cursor=cursor,
+            limit=limit,
+        )
 
     @app.get("/internal/v1/reconciliation")
     async def reconciliation(
-        request: Request,
         _auth: ServiceOnly,
+        state: State,
+        session: Session,
         since: datetime | None = Query(default=None, description="default: an hour before until"),
         until: datetime | None = Query(default=None, description="default: now"),
     ) -> ReconciliationReport:
         """Data-plane counts vs stored counts per API and minute; every difference listed."""
         until = until or utcnow()
         since = since or until - timedelta(hours=1)
-        async with request.app.state.sessions() as session:
-            return await reconcile(
-                request.app.state.redis, session, settings.events_stream, since, until
-            )
+        return await reconcile(state.redis, session, state.settings.events_stream, since, until)
 
     @app.get("/internal/v1/reconciliation/last")
-    async def last_reconciliation(
-        request: Request, _auth: ServiceOnly
-    ) -> ReconciliationReport | None:
+    async def last_reconciliation(_auth: ServiceOnly, state: State) -> ReconciliationReport | None:
         """The report of the periodic job's last run (None before the first one)."""
-        report: ReconciliationReport | None = request.app.state.last_reconciliation
-        return report
+        return state.last_reconciliation
 
     return app

@@ -14,6 +14,7 @@ from executor.deploy import Deployer
 from executor.docker_adapter import DockerAdapter
 from executor.reconciler import Reconciler, reconcile_forever
 from executor.routes import router
+from executor.state import ExecutorState
 from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
 from shared.settings import ExecutorSettings
@@ -23,22 +24,25 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
     settings = settings or ExecutorSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[ExecutorState]:
         engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
         sessions = create_sessionmaker(engine)
         docker = DockerAdapter.from_env()
         redis = Redis.from_url(settings.redis_url)
-        app.state.settings = settings
-        app.state.sessions = sessions
-        app.state.database_engine = engine  # for /readyz
-        app.state.docker = docker
-        app.state.deployer = Deployer(settings, sessions, docker, redis)
-        reconciler = Reconciler(app.state.deployer, sessions)
+        state = ExecutorState(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            docker=docker,
+            redis=redis,
+            deployer=Deployer(settings, sessions, docker, redis),
+        )
+        reconciler = Reconciler(state.deployer, sessions)
         task = asyncio.create_task(
             reconcile_forever(reconciler, settings.reconcile_interval_seconds)
         )
         try:
-            yield
+            yield state
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

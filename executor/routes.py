@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from executor import repository
-from executor.deploy import Deployer, labels_for_platform
+from executor.deploy import labels_for_platform
+from executor.deps import Session, State
 from executor.docker_adapter import ContainerUsage, DockerAdapter, ManagedContainer
 from shared.errors import NotFound, VeilError
 from shared.http.service_auth import ServiceOnly
@@ -51,23 +52,18 @@ class RestartOut(BaseModel):
     status: str
 
 
-def _docker(request: Request) -> DockerAdapter:
-    docker: DockerAdapter = request.app.state.docker
-    return docker
-
-
 @router.get("/apis/{api_id}/logs")
 async def api_logs(
     api_id: str,
-    request: Request,
     _auth: ServiceOnly,
+    state: State,
+    session: Session,
     tail: int = Query(default=200, ge=1, le=5000),
 ) -> LogsOut:
-    async with request.app.state.sessions() as session:
-        active = await repository.active_deployment(session, api_id)
+    active = await repository.active_deployment(session, api_id)
     if active is None or not active.container_id:
         raise NotFound("This API has no running container.", code="not_running")
-    logs = await asyncio.to_thread(_docker(request).logs, active.container_id, tail)
+    logs = await asyncio.to_thread(state.docker.logs, active.container_id, tail)
     return LogsOut(api_id=api_id, deployment_id=active.id, logs=logs)
 
 
@@ -92,29 +88,25 @@ async def _with_usage(docker: DockerAdapter, container: ManagedContainer) -> Con
 
 
 @router.get("/containers")
-async def containers(request: Request, _auth: ServiceOnly) -> ContainerList:
+async def containers(_auth: ServiceOnly, state: State) -> ContainerList:
     """Every function container of this platform with live CPU, memory and pids."""
-    docker = _docker(request)
     listed = await asyncio.to_thread(
-        docker.managed_containers, labels_for_platform(request.app.state.settings)
+        state.docker.managed_containers, labels_for_platform(state.settings)
     )
     # Each sample takes about a second: take them all at once.
-    items = await asyncio.gather(*(_with_usage(docker, c) for c in listed))
+    items = await asyncio.gather(*(_with_usage(state.docker, c) for c in listed))
     return ContainerList(items=list(items), sampled_at=utcnow())
 
 
 @router.post("/apis/{api_id}/restart")
-async def restart(api_id: str, request: Request, _auth: ServiceOnly) -> RestartOut:
+async def restart(api_id: str, _auth: ServiceOnly, state: State, session: Session) -> RestartOut:
     """Restart the API's serving container and wait until it answers again."""
-    deployer: Deployer = request.app.state.deployer
-    async with request.app.state.sessions() as session:
-        active = await repository.active_deployment(session, api_id)
-        if active is None or not active.container_id or active.status != "running":
-            raise NotFound("This API has no running container.", code="not_running")
-        await asyncio.to_thread(deployer.docker.restart, active.container_id)
-        active.endpoint = await asyncio.to_thread(deployer.await_ready, active.container_id)
-        slug = await repository.api_slug(session, api_id)
-        if slug is not None:
-            invalidate(session, route(slug))
-        await session.commit()
+    active = await repository.active_deployment(session, api_id)
+    if active is None or not active.container_id or active.status != "running":
+        raise NotFound("This API has no running container.", code="not_running")
+    await asyncio.to_thread(state.docker.restart, active.container_id)
+    active.endpoint = await asyncio.to_thread(state.deployer.await_ready, active.container_id)
+    slug = await repository.api_slug(session, api_id)
+    if slug is not None:
+        invalidate(session, route(slug))  # published when the session commits
     return RestartOut(api_id=api_id, deployment_id=active.id, status="running")

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from fastapi import APIRouter, Query
 
 from analytics.billing import reports, service
 from analytics.billing.schemas import (
@@ -18,26 +17,12 @@ from analytics.billing.schemas import (
     RevenueOut,
     UsageOut,
 )
+from analytics.deps import Session, State
 from shared.http.service_auth import ServiceOnly
-from shared.settings import AnalyticsSettings
 
 router = APIRouter(prefix="/internal/v1/billing", tags=["billing"])
 
 PeriodQuery = Annotated[str | None, Query(description="YYYY-MM (UTC); default this month")]
-
-
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    return sessions
-
-
-def _settings(request: Request) -> AnalyticsSettings:
-    settings: AnalyticsSettings = request.app.state.settings
-    return settings
-
-
-Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
-Settings = Annotated[AnalyticsSettings, Depends(_settings)]
 
 
 def _now() -> datetime:
@@ -45,60 +30,53 @@ def _now() -> datetime:
 
 
 @router.get("/subscriptions/{subscription_id}/usage")
-async def usage(subscription_id: str, _auth: ServiceOnly, sessions: Sessions) -> UsageOut:
-    async with sessions() as session:
-        return await reports.usage(session, subscription_id, _now())
+async def usage(subscription_id: str, _auth: ServiceOnly, session: Session) -> UsageOut:
+    return await reports.usage(session, subscription_id, _now())
 
 
 @router.get("/invoices")
-async def invoices(
-    _auth: ServiceOnly, sessions: Sessions, settings: Settings, consumer_id: str = Query()
-) -> InvoiceList:
+async def invoices(_auth: ServiceOnly, state: State, consumer_id: str = Query()) -> InvoiceList:
     return await reports.invoices_of(
-        sessions, consumer_id, now=_now(), fee_bps=settings.platform_fee_bps
+        state.sessions, consumer_id, now=_now(), fee_bps=state.settings.platform_fee_bps
     )
 
 
 @router.get("/invoices/{invoice_id}")
 async def invoice(
-    invoice_id: str,
-    _auth: ServiceOnly,
-    sessions: Sessions,
-    settings: Settings,
-    consumer_id: str = Query(),
+    invoice_id: str, _auth: ServiceOnly, state: State, consumer_id: str = Query()
 ) -> InvoiceDetail:
     return await reports.invoice_of(
-        sessions, invoice_id, consumer_id, now=_now(), fee_bps=settings.platform_fee_bps
+        state.sessions,
+        invoice_id,
+        consumer_id,
+        now=_now(),
+        fee_bps=state.settings.platform_fee_bps,
     )
 
 
 @router.get("/earnings")
 async def earnings(
     _auth: ServiceOnly,
-    sessions: Sessions,
-    settings: Settings,
+    state: State,
+    session: Session,
     owner_id: str = Query(),
     period: PeriodQuery = None,
 ) -> EarningsOut:
-    async with sessions() as session:
-        return await reports.earnings(
-            session, owner_id, period or service.period_of(_now()), settings.platform_fee_bps
-        )
+    return await reports.earnings(
+        session, owner_id, period or service.period_of(_now()), state.settings.platform_fee_bps
+    )
 
 
 @router.get("/revenue")
-async def revenue(_auth: ServiceOnly, sessions: Sessions, period: PeriodQuery = None) -> RevenueOut:
-    async with sessions() as session:
-        return await reports.revenue(session, period or service.period_of(_now()))
+async def revenue(_auth: ServiceOnly, session: Session, period: PeriodQuery = None) -> RevenueOut:
+    return await reports.revenue(session, period or service.period_of(_now()))
 
 
 @router.post("/periods/{period}/close")
-async def close(
-    period: str, _auth: ServiceOnly, sessions: Sessions, settings: Settings
-) -> CloseOut:
+async def close(period: str, _auth: ServiceOnly, state: State) -> CloseOut:
     """Finalize a month that is over now (the billing job does it by itself)."""
     report = await service.close_period(
-        sessions, period, now=_now(), fee_bps=settings.platform_fee_bps
+        state.sessions, period, now=_now(), fee_bps=state.settings.platform_fee_bps
     )
     return CloseOut(
         period=report.period,

@@ -1,25 +1,92 @@
-"""What every Veil FastAPI app has: the error shape, request ids, a health check."""
+"""What every Veil FastAPI app has: the error shape, request ids, a health check,
+and its state, created by its lifespan and held on `app.state.veil`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Protocol, TypeVar, runtime_checkable
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.responses import Response
 
-from shared.db import database_ready
+from shared.db import database_ready, session_scope
 from shared.http.errors import install_error_handlers
 from shared.http.request_id import RequestIdMiddleware
+from shared.settings import CommonSettings
 
 
-def create_service_app(
-    title: str,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
-    description: str = "",
-) -> FastAPI:
-    app = FastAPI(title=title, description=description, lifespan=lifespan, version="0.1.0")
+@runtime_checkable
+class ServiceState(Protocol):
+    """What every service's state provides: its settings (the service token checks
+    internal calls: shared/http/service_auth.py), its engine (for /readyz) and its
+    sessions."""
+
+    @property
+    def settings(self) -> CommonSettings: ...
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+
+
+S = TypeVar("S", bound=ServiceState)
+
+
+def service_state(app: FastAPI) -> ServiceState:
+    """The state the app's lifespan made (create_service_app checked it at startup)."""
+    state: ServiceState = app.state.veil
+    return state
+
+
+def state_of(kind: type[S]) -> Callable[[Request], S]:
+    """A dependency for the app's state as the service's own type:
+    `State = Annotated[ExecutorState, Depends(state_of(ExecutorState))]`."""
+
+    def get_state(request: Request) -> S:
+        state = request.app.state.veil
+        if not isinstance(state, kind):
+            raise TypeError(f"app.state.veil is a {type(state).__name__}, not a {kind.__name__}")
+        return state
+
+    return get_state
+
+
+async def service_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request that commits, or rolls back on an error. What it
+    invalidates is published by the sessionmaker (the executor's) or by nobody
+    (analytics changes nothing the data plane caches); the gateway publishes after
+    the commit with a session dependency of its own."""
+    async with session_scope(service_state(request.app).sessions) as session:
+        yield session
+
+
+# scope="function": committed before the response goes out, so a client never sees
+# success for a write that did not land.
+ServiceSession = Annotated[AsyncSession, Depends(service_session, scope="function")]
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[ServiceState | None]]
+
+
+def create_service_app(title: str, lifespan: Lifespan, description: str = "") -> FastAPI:
+    """`lifespan` yields the service's state, which goes on `app.state.veil` (or sets
+    it there itself and yields None); a start-up without one fails."""
+
+    @asynccontextmanager
+    async def with_state(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app) as state:
+            if state is not None:
+                app.state.veil = state
+            if not isinstance(getattr(app.state, "veil", None), ServiceState):
+                raise RuntimeError(f"{title}: its lifespan made no state (settings, engine…)")
+            yield
+
+    app = FastAPI(title=title, description=description, lifespan=with_state, version="0.1.0")
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
 
@@ -32,8 +99,7 @@ def create_service_app(
     async def readyz(request: Request) -> Response:
         """Ready to serve: the database answers within 2 s (503 when it does not),
         for a load balancer's readiness check."""
-        engine = getattr(request.app.state, "database_engine", None)
-        ready = engine is None or await database_ready(engine)
+        ready = await database_ready(service_state(request.app).engine)
         body = {"status": "ok" if ready else "unavailable", "service": title, "database": ready}
         return JSONResponse(body, status_code=200 if ready else 503)
 
