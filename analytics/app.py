@@ -15,11 +15,13 @@ from analytics import jobs
 from analytics.billing.job import BillingJob
 from analytics.billing.router import router as billing_router
 from analytics.deps import Session, State
-from analytics.history.service import ExecutionPage, history
+from analytics.history.schemas import ExecutionPage
+from analytics.history.service import history
 from analytics.ingest.consumer import EventConsumer, restore_gc, tune_gc
 from analytics.reconcile.service import ReconciliationReport, reconcile
 from analytics.state import AnalyticsState
-from analytics.stats.service import ApiStats, api_stats
+from analytics.stats.schemas import ApiStats
+from analytics.stats.service import api_stats
 from shared.db import create_engine, create_sessionmaker
 from shared.http.app import create_service_app
 from shared.http.service_auth import ServiceOnly

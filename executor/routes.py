@@ -3,53 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from executor import repository
 from executor.deploy import labels_for_platform
 from executor.deps import Session, State
 from executor.docker_adapter import ContainerUsage, DockerAdapter, ManagedContainer
+from executor.schemas import ContainerList, ContainerOut, LogsOut, RestartOut
 from shared.errors import NotFound, VeilError
 from shared.http.service_auth import ServiceOnly
 from shared.invalidation import invalidate, route
 from shared.models.base import utcnow
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
-
-
-class LogsOut(BaseModel):
-    api_id: str
-    deployment_id: str
-    logs: str
-
-
-class ContainerOut(BaseModel):
-    container_id: str
-    name: str
-    api_id: str | None
-    deployment_id: str | None
-    state: str
-    running: bool
-    exit_code: int
-    oom_killed: bool
-    cpu_percent: float | None = None
-    memory_bytes: int | None = None
-    memory_limit_bytes: int | None = None
-    pids: int | None = None
-
-
-class ContainerList(BaseModel):
-    items: list[ContainerOut]
-    sampled_at: datetime
-
-
-class RestartOut(BaseModel):
-    api_id: str
-    deployment_id: str
-    status: str
 
 
 @router.get("/apis/{api_id}/logs")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.history import repository
 from analytics.history.repository import HistoryFilter
+from analytics.history.schemas import ExecutionOut, ExecutionPage
 from analytics.stats.windows import aware
 from shared.errors import Unprocessable
 from shared.models import Execution
@@ -22,28 +22,6 @@ from shared.pagination import encode_cursor as encode_cursor
 
 MAX_LIMIT = 500
 _STATUS = re.compile(r"^([1-5])(\d\d|xx)$", re.IGNORECASE)
-
-
-class ExecutionOut(BaseModel):
-    event_id: str
-    request_id: str
-    method: str
-    path: str
-    status_code: int
-    latency_ms: float
-    upstream_ms: float | None
-    gateway_ms: float | None
-    bytes_in: int
-    bytes_out: int
-    started_at: datetime
-    version: int | None
-    subscription_id: str | None
-    key_id: str | None
-
-
-class ExecutionPage(BaseModel):
-    items: list[ExecutionOut]
-    next_cursor: str | None  # pass as `cursor` for the next (older) page; None: no more
 
 
 def parse_status(value: str | None) -> tuple[int | None, int | None]:

@@ -13,67 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics.stats import histogram, repository
 from analytics.stats.repository import Ranges, Scope
+from analytics.stats.schemas import ApiStats, ConsumerUsage, LatencySummary, Series, SeriesPoint
 from analytics.stats.windows import RESOLUTION_NAMES, cover, resolve_window, series_plan
 
 PERCENTILES = (50, 95, 99)
 TOP_CONSUMERS = 10
-
-
-class LatencySummary(BaseModel):
-    p50: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    avg: float | None = None
-    max: float | None = None
-
-
-class ConsumerUsage(BaseModel):
-    subscription_id: str | None  # None: the owner's own calls (bearer token, no key)
-    calls: int
-    errors: int
-    error_rate: float
-    bytes_out: int
-
-
-class SeriesPoint(BaseModel):
-    at: datetime
-    calls: int
-    errors: int
-    client_errors: int
-    latency_avg_ms: float | None
-    # From the histogram; None when the stats are narrowed (see the module doc) or a
-    # point spans several days (windows over 500 days).
-    latency_p95_ms: float | None
-
-
-class Series(BaseModel):
-    resolution: str  # the rollup read: minute, hour or day
-    step_seconds: int  # one point per step (several resolutions when the window is long)
-    points: list[SeriesPoint]
-
-
-class ApiStats(BaseModel):
-    api_id: str
-    since: datetime  # the asked window, widened to whole minutes
-    until: datetime
-    calls: int
-    errors: int  # 5xx: the API or the platform failed
-    client_errors: int  # 4xx
-    error_rate: float
-    status_classes: dict[str, int]  # "2xx": calls, …
-    latency_ms: LatencySummary  # total, in the data plane
-    upstream_ms: LatencySummary  # waiting for the container
-    gateway_ms: LatencySummary  # the data plane's own share
-    bytes_in: int
-    bytes_out: int
-    last_call_at: datetime | None
-    top_consumers: list[ConsumerUsage]
-    series: Series
 
 
 def _rate(errors: int, calls: int) -> float:
