@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
+from analytics.billing.schemas import RevenueOut
 from gateway.billing.router import Period, analytics
 from gateway.deps import Admin, State
 
@@ -13,7 +12,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
 @router.get("/revenue")
-async def revenue(_admin: Admin, state: State, period: Period = None) -> Any:
+async def revenue(_admin: Admin, state: State, period: Period = None) -> RevenueOut:
     """Per currency: invoices, gross billed, the platform's fees (its revenue) and what
     the developers earn, in integer minor units; drafts count while the month runs."""
-    return await analytics(state, "/revenue", period=period)
+    return await analytics(state, RevenueOut, "/revenue", period=period)

@@ -12,10 +12,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from executor.schemas import ContainerList, ContainerOut, RestartOut
 from gateway.admin import audit
 from gateway.admin.moderation import router as moderation_router
 from gateway.build_queue import STOP_JOB
 from gateway.deps import Admin, Session, State
+from gateway.internal_answers import answer_as
 from gateway.internal_client import RESTART_TIMEOUT_SECONDS, call_service
 from shared.errors import NotFound
 from shared.models import Api, ApiVersion, Deployment, User
@@ -32,7 +34,7 @@ class AdminDeployment(BaseModel):
     owner_email: str
     version: int
     status: str
-    container: dict[str, Any] | None  # live state and usage from the executor
+    container: ContainerOut | None  # live state and usage from the executor
 
 
 class AdminDeploymentList(BaseModel):
@@ -66,13 +68,16 @@ async def deployments(_admin: Admin, session: Session, state: State) -> AdminDep
         .where(Deployment.status.in_(LIVE_STATUSES))
         .order_by(Deployment.created_at.desc())
     )
-    live = await call_service(
-        state.services,
-        "GET",
-        f"{state.settings.executor_url}/internal/v1/containers",
-        state.settings.service_token.get_secret_value(),
+    live = answer_as(
+        ContainerList,
+        await call_service(
+            state.services,
+            "GET",
+            f"{state.settings.executor_url}/internal/v1/containers",
+            state.settings.service_token.get_secret_value(),
+        ),
     )
-    by_deployment = {c["deployment_id"]: c for c in live["items"] if c.get("deployment_id")}
+    by_deployment = {c.deployment_id: c for c in live.items if c.deployment_id}
     items = [
         AdminDeployment(
             deployment_id=d.id,
@@ -85,7 +90,7 @@ async def deployments(_admin: Admin, session: Session, state: State) -> AdminDep
         )
         for d, api, version, email in rows.all()
     ]
-    return AdminDeploymentList(items=items, sampled_at=live.get("sampled_at"))
+    return AdminDeploymentList(items=items, sampled_at=live.sampled_at)
 
 
 async def _api_or_404(session: Session, api_id: str) -> Api:
@@ -104,17 +109,18 @@ async def stop_api(api_id: str, admin: Admin, session: Session, state: State) ->
 
 
 @router.post("/apis/{api_id}/restart")
-async def restart_api(api_id: str, admin: Admin, session: Session, state: State) -> Any:
+async def restart_api(api_id: str, admin: Admin, session: Session, state: State) -> RestartOut:
     api = await _api_or_404(session, api_id)
-    result = await call_service(
+    body = await call_service(
         state.services,
         "POST",
         f"{state.settings.executor_url}/internal/v1/apis/{api.id}/restart",
         state.settings.service_token.get_secret_value(),
         timeout=RESTART_TIMEOUT_SECONDS,
     )
+    restarted = answer_as(RestartOut, body)
     audit.record(session, admin, "api.restart", "api", api.id, slug=api.slug)
-    return result
+    return restarted
 
 
 @router.get("/audit-log")

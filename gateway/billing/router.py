@@ -6,12 +6,16 @@ what. Every invoice is its subscriber's alone: another user's id is a 404.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
 
+from analytics.billing.schemas import EarningsOut, InvoiceDetail, InvoiceList, UsageOut
 from gateway.billing.quotas import quotas
+from gateway.billing.schemas import SubscriptionUsage
 from gateway.deps import CurrentUser, Developer, Session, State
+from gateway.internal_answers import answer_as
 from gateway.internal_client import call_service
 from gateway.state import GatewayState
 from gateway.subscriptions import service as subscriptions
@@ -24,50 +28,52 @@ Period = Annotated[
 ]
 
 
-async def analytics(state: GatewayState, path: str, **params: str | None) -> Any:
-    return await call_service(
+M = TypeVar("M", bound=BaseModel)
+
+
+async def analytics(state: GatewayState, model: type[M], path: str, **params: str | None) -> M:
+    body = await call_service(
         state.services,
         "GET",
         f"{state.settings.analytics_url}/internal/v1/billing{path}",
         state.settings.service_token.get_secret_value(),
         params={k: v for k, v in params.items() if v is not None},
     )
+    return answer_as(model, body)
 
 
 @router.get("/api/v1/subscriptions/{subscription_id}/usage")
-async def usage(subscription_id: str, user: CurrentUser, session: Session, state: State) -> Any:
+async def usage(
+    subscription_id: str, user: CurrentUser, session: Session, state: State
+) -> SubscriptionUsage:
     """This month so far: billable calls, included calls, billable beyond them, the amount
     (integer minor units) and the invoice lines; and the daily and monthly quota left,
     as the data plane counts them."""
     subscription, _, plan = await subscriptions.get_for_consumer_or_404(
         session, subscription_id, user
     )
-    body: dict[str, Any] = await analytics(state, f"/subscriptions/{subscription.id}/usage")
-    left = await quotas(
-        state.redis, subscription.id, plan, body["calls_today"], body["calls_this_month"]
-    )
-    body["plan_id"] = plan.id
-    body["quota"] = left.model_dump(mode="json")
-    return body
+    body = await analytics(state, UsageOut, f"/subscriptions/{subscription.id}/usage")
+    left = await quotas(state.redis, subscription.id, plan, body.calls_today, body.calls_this_month)
+    return SubscriptionUsage(**dict(body), plan_id=plan.id, quota=left)
 
 
 @router.get("/api/v1/invoices")
-async def list_invoices(user: CurrentUser, state: State) -> Any:
+async def list_invoices(user: CurrentUser, state: State) -> InvoiceList:
     """My invoices, every month, newest first: this month's as a draft, earlier ones final."""
-    return await analytics(state, "/invoices", consumer_id=user.id)
+    return await analytics(state, InvoiceList, "/invoices", consumer_id=user.id)
 
 
 InvoiceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")]  # never a path of its own
 
 
 @router.get("/api/v1/invoices/{invoice_id}")
-async def get_invoice(invoice_id: InvoiceId, user: CurrentUser, state: State) -> Any:
+async def get_invoice(invoice_id: InvoiceId, user: CurrentUser, state: State) -> InvoiceDetail:
     """One of my invoices with its lines (one per plan segment, plus adjustments)."""
-    return await analytics(state, f"/invoices/{invoice_id}", consumer_id=user.id)
+    return await analytics(state, InvoiceDetail, f"/invoices/{invoice_id}", consumer_id=user.id)
 
 
 @router.get("/api/v1/earnings")
-async def earnings(user: Developer, state: State, period: Period = None) -> Any:
+async def earnings(user: Developer, state: State, period: Period = None) -> EarningsOut:
     """What my APIs earned in a month, per API and currency: gross, the platform fee and
     net, in integer minor units. A month still running counts its drafts so far."""
-    return await analytics(state, "/earnings", owner_id=user.id, period=period)
+    return await analytics(state, EarningsOut, "/earnings", owner_id=user.id, period=period)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import StreamingResponse
 
+from executor.schemas import LogsOut, RestartOut
 from gateway.apis.service import ensure_not_suspended, get_owned_or_404
 from gateway.build_queue import STOP_JOB
 from gateway.deployments import feed, repository, service
@@ -16,6 +17,7 @@ from gateway.deployments.schemas import (
     StatusOut,
 )
 from gateway.deps import Developer, Session, State
+from gateway.internal_answers import answer_as
 from gateway.internal_client import RESTART_TIMEOUT_SECONDS, call_service
 from shared.errors import NotFound
 
@@ -106,16 +108,17 @@ async def logs(
     session: Session,
     state: State,
     tail: int = Query(default=200, ge=1, le=5000),
-) -> Any:
+) -> LogsOut:
     """Runtime logs (stdout and stderr) of the API's running container."""
     api = await get_owned_or_404(session, api_id, user)
-    return await call_service(
+    body = await call_service(
         state.services,
         "GET",
         f"{state.settings.executor_url}/internal/v1/apis/{api.id}/logs",
         state.settings.service_token.get_secret_value(),
         params={"tail": tail},
     )
+    return answer_as(LogsOut, body)
 
 
 @router.post("/{api_id}/start", status_code=status.HTTP_202_ACCEPTED)
@@ -126,17 +129,18 @@ async def start(api_id: str, user: Developer, session: Session, state: State) ->
 
 
 @router.post("/{api_id}/restart")
-async def restart(api_id: str, user: Developer, session: Session, state: State) -> Any:
+async def restart(api_id: str, user: Developer, session: Session, state: State) -> RestartOut:
     """Restart the running container in place and wait until it answers again."""
     api = await get_owned_or_404(session, api_id, user)
     ensure_not_suspended(api)
-    return await call_service(
+    body = await call_service(
         state.services,
         "POST",
         f"{state.settings.executor_url}/internal/v1/apis/{api.id}/restart",
         state.settings.service_token.get_secret_value(),
         timeout=RESTART_TIMEOUT_SECONDS,
     )
+    return answer_as(RestartOut, body)
 
 
 @router.post("/{api_id}/stop", status_code=status.HTTP_202_ACCEPTED)

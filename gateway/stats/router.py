@@ -8,14 +8,19 @@ missing one.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
+from analytics.history.schemas import ExecutionPage
+from analytics.stats.schemas import ApiStats
 from gateway.apis.service import get_owned_or_404
 from gateway.deps import CurrentUser, Developer, Session, State
+from gateway.internal_answers import answer_as
 from gateway.internal_client import call_service
 from gateway.state import GatewayState
+from gateway.stats.schemas import OwnerApiStats
 from gateway.subscriptions import repository as subscriptions_repository
 from gateway.subscriptions.service import display_name, get_for_consumer_or_404
 
@@ -26,6 +31,8 @@ UNTIL = Query(default=None, description="ISO 8601; default now")
 STATUS = Query(default=None, description="a status code (404) or a class (5xx)")
 CURSOR = Query(default=None, description="next_cursor of the previous page")
 
+M = TypeVar("M", bound=BaseModel)
+
 
 def _params(**values: Any) -> dict[str, Any]:
     return {
@@ -35,14 +42,15 @@ def _params(**values: Any) -> dict[str, Any]:
     }
 
 
-async def _analytics(state: GatewayState, path: str, params: dict[str, Any]) -> Any:
-    return await call_service(
+async def _analytics(state: GatewayState, model: type[M], path: str, params: dict[str, Any]) -> M:
+    body = await call_service(
         state.services,
         "GET",
         f"{state.settings.analytics_url}/internal/v1/{path}",
         state.settings.service_token.get_secret_value(),
         params=params,
     )
+    return answer_as(model, body)
 
 
 @router.get("/api/v1/apis/{api_id}/stats")
@@ -56,24 +64,23 @@ async def stats(
     version: int | None = Query(default=None),
     subscription_id: str | None = Query(default=None),
     key_id: str | None = Query(default=None),
-) -> Any:
+) -> OwnerApiStats:
     """Calls, errors, latency percentiles (total, gateway, upstream), bytes, top consumers
     and a time series of the API over a window (from analytics)."""
     api = await get_owned_or_404(session, api_id, user)
     params = _params(
         since=since, until=until, version=version, subscription_id=subscription_id, key_id=key_id
     )
-    body = await _analytics(state, f"apis/{api.id}/stats", params)
-    consumers = body.get("top_consumers") if isinstance(body, dict) else None
-    if consumers:
+    body = await _analytics(state, OwnerApiStats, f"apis/{api.id}/stats", params)
+    if body.top_consumers:
         names = {
             subscription.id: display_name(email)
             for subscription, email, _plan in await subscriptions_repository.list_for_api(
                 session, api.id
             )
         }
-        for entry in consumers:
-            entry["consumer"] = names.get(entry.get("subscription_id") or "")
+        for entry in body.top_consumers:
+            entry.consumer = names.get(entry.subscription_id or "")
     return body
 
 
@@ -91,7 +98,7 @@ async def api_executions(
     version: int | None = Query(default=None),
     cursor: str | None = CURSOR,
     limit: int = Query(default=50, ge=1, le=500),
-) -> Any:
+) -> ExecutionPage:
     """The API's calls, newest first, a page at a time (raw history: retention-limited)."""
     api = await get_owned_or_404(session, api_id, user)
     params = _params(
@@ -104,7 +111,7 @@ async def api_executions(
         cursor=cursor,
         limit=limit,
     )
-    return await _analytics(state, f"apis/{api.id}/executions", params)
+    return await _analytics(state, ExecutionPage, f"apis/{api.id}/executions", params)
 
 
 @router.get("/api/v1/subscriptions/{subscription_id}/stats")
@@ -116,11 +123,11 @@ async def subscription_stats(
     since: datetime | None = SINCE,
     until: datetime | None = UNTIL,
     key_id: str | None = Query(default=None),
-) -> Any:
+) -> ApiStats:
     """My subscription's calls, errors, bytes, average latency and time series."""
     subscription, api, _plan = await get_for_consumer_or_404(session, subscription_id, user)
     params = _params(since=since, until=until, subscription_id=subscription.id, key_id=key_id)
-    return await _analytics(state, f"apis/{api.id}/stats", params)
+    return await _analytics(state, ApiStats, f"apis/{api.id}/stats", params)
 
 
 @router.get("/api/v1/subscriptions/{subscription_id}/executions")
@@ -135,7 +142,7 @@ async def subscription_executions(
     key_id: str | None = Query(default=None),
     cursor: str | None = CURSOR,
     limit: int = Query(default=50, ge=1, le=500),
-) -> Any:
+) -> ExecutionPage:
     """My subscription's calls, newest first, a page at a time; nobody else's."""
     subscription, api, _plan = await get_for_consumer_or_404(session, subscription_id, user)
     params = _params(
@@ -147,4 +154,4 @@ async def subscription_executions(
         cursor=cursor,
         limit=limit,
     )
-    return await _analytics(state, f"apis/{api.id}/executions", params)
+    return await _analytics(state, ExecutionPage, f"apis/{api.id}/executions", params)
