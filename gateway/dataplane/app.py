@@ -96,9 +96,10 @@ class DataPlane:
             asyncio.create_task(follow(self.redis, ROUTES_CHANNEL, self.routes.invalidate)),
             asyncio.create_task(follow(self.redis, KEYS_CHANNEL, self._drop_credentials)),
         ]
-        # What is alive now (modules, SQLAlchemy's metadata, settings: ~110k objects)
-        # lives as long as the worker. Frozen, it is left out of full collections,
-        # which otherwise walk it all (~80 ms here) while every call in flight waits.
+        # What is alive now (modules, SQLAlchemy's metadata, settings: a hundred
+        # thousand objects) lives as long as the worker. Frozen, it is left out of full
+        # collections, which otherwise walk it all while every call in flight waits
+        # (docs/benchmarks.md has the pause it cost).
         gc.collect()
         gc.freeze()
 

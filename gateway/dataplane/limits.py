@@ -294,8 +294,9 @@ class ScriptBatcher:
     flight (so an idle worker adds no delay) and otherwise as soon as the one in
     flight returns, all its checks in one pipeline. Each EVALSHA is still its own
     atomic decision: batching shares the round trip, not the decision. Under
-    load a round trip per check cost ~270 µs of CPU here; a batch costs a
-    fraction of that per check, packed by hand on one kept connection (resp.py).
+    load a round trip per check cost several times the check itself; a batch
+    costs a fraction of that per check, packed by hand on one kept connection
+    (resp.py). Figures: docs/benchmarks.md.
     """
 
     def __init__(self, redis: Redis, timeout: float, max_batch: int = 256) -> None:

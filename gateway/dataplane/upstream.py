@@ -1,10 +1,9 @@
 """A lean HTTP/1.1 client for the one job of the data plane: talk to API containers.
 
-Why not aiohttp: for a small GET to a Go container it cost ~270 µs of CPU a
-call on the 2-core reference box, a bare protocol on httptools ~40-55 µs
-(3,000 GETs, 20 at a time, same run). In the data plane, this client and
-cheaper event ids took a keyed call from ~1,230 to ~560 µs of CPU under the
-same load. It does only what forwarding needs: keep-alive connections pooled
+Why not aiohttp: for a small GET to a container it cost several times the CPU
+of a bare protocol on httptools, measured in the same run; in the data plane,
+this client (with cheaper event ids) halved the CPU of a keyed call
+(docs/benchmarks.md). It does only what forwarding needs: keep-alive connections pooled
 per container, requests written as given (a streamed body with its
 Content-Length, or chunked), responses parsed by llhttp (httptools) and
 streamed back with flow control both ways.
