@@ -157,26 +157,9 @@ class Deployer:
         await self._commit(session, deployment.id)
         self.feed.status("building")
 
-        build_log: deque[str] = deque(maxlen=self.settings.log_tail_lines)
-        log_path = self.settings.data_dir / "logs" / "builds" / f"{deployment.id}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        with log_path.open("w", encoding="utf-8") as log_file:
-
-            def on_log(line: str) -> None:
-                build_log.append(line)
-                self.feed.line(line)
-                log_file.write(line + "\n")
-                log_file.flush()
-
-            tag = image_tag(api, version)
-            if self.docker.image_exists(tag):
-                # Versions are immutable, so their image is too: a rollback or a
-                # redeploy of a kept version starts at once, without a build.
-                on_log(f"Reusing the image of version {version.number} ({tag}).")
-                image_id = tag
-            else:
-                image_id = self._build(deployment, version, api, on_log, build_log)
+        # Docker's calls block: in a thread each, so that the loop stays free.
+        image_id = await asyncio.to_thread(self._image, deployment, version, api)
         deployment.image_id = image_id
         deployment.status = "starting"
         await self._commit(session, deployment.id)
@@ -185,13 +168,16 @@ class Deployer:
 
         # Read at start, not at load: a secret set during the build is in.
         sealed = await repository.api_secrets(session, api.id)
-        container_id = self.start_container(deployment, version, api, sealed)
-        failpoints.reached("container-started", self.settings.data_dir)  # fault tests only
+        container_id = await asyncio.to_thread(
+            self.start_container, deployment, version, api, sealed
+        )
+        # Fault tests only (it sleeps there).
+        await asyncio.to_thread(failpoints.reached, "container-started", self.settings.data_dir)
         deployment.container_id = container_id
         deployment.container_name = container_name(self.settings, deployment.id)
         await self._commit(session, deployment.id)
 
-        deployment.endpoint = self.await_ready(container_id)
+        deployment.endpoint = await asyncio.to_thread(self.await_ready, container_id)
         deployment.status = "running"
         deployment.ready_at = utcnow()
         previous_id = await repository.switch_route(session, api.id, deployment.id)
@@ -205,8 +191,34 @@ class Deployer:
         if previous is not None and previous.container_id and previous.id != deployment.id:
             # In-flight calls on the old container get a moment to finish.
             await asyncio.sleep(self.settings.drain_seconds)
-            self.docker.remove_container(previous.container_id, stop_timeout=5)
-        self._prune_images(api, keep_version=version.number)
+            await asyncio.to_thread(
+                self.docker.remove_container, previous.container_id, stop_timeout=5
+            )
+        await asyncio.to_thread(self._prune_images, api, keep_version=version.number)
+
+    def _image(self, deployment: Deployment, version: ApiVersion, api: Api) -> str:
+        """The version's image: the one it has already, or a new build (blocking: Docker).
+
+        The build's output goes to the live feed, its log file and, the tail of it,
+        to the failure's reason."""
+        build_log: deque[str] = deque(maxlen=self.settings.log_tail_lines)
+        log_path = self.settings.data_dir / "logs" / "builds" / f"{deployment.id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("w", encoding="utf-8") as log_file:
+
+            def on_log(line: str) -> None:
+                build_log.append(line)
+                self.feed.line(line)
+                log_file.write(line + "\n")
+                log_file.flush()
+
+            tag = image_tag(api, version)
+            if self.docker.image_exists(tag):
+                # Versions are immutable, so their image is too: a rollback or a
+                # redeploy of a kept version starts at once, without a build.
+                on_log(f"Reusing the image of version {version.number} ({tag}).")
+                return tag
+            return self._build(deployment, version, api, on_log, build_log)
 
     def _prune_images(self, api: Api, keep_version: int) -> None:
         """Keep the images of the newest `keep_images` versions (for rollback), drop older ones.

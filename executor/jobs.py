@@ -68,7 +68,7 @@ def stop_api(api_id: str) -> None:
                 await repository.mark_stopped(session, active.id)
             await session.commit()  # the data plane drops this API's route
             if active is not None and active.container_id:
-                ctx.docker.remove_container(active.container_id, stop_timeout=5)
+                await asyncio.to_thread(ctx.docker.remove_container, active.container_id, 5)
 
     asyncio.run(run())
 
@@ -76,13 +76,16 @@ def stop_api(api_id: str) -> None:
 def teardown_api(api_id: str) -> None:
     """Remove every container and image of a deleted API."""
 
+    def remove(docker: DockerAdapter, labels: dict[str, str]) -> None:
+        for container_id in docker.find_containers(labels):
+            docker.remove_container(container_id, stop_timeout=2)
+        for image_id in docker.find_images(labels):
+            docker.remove_image(image_id)
+
     async def run() -> None:
         async with job_context() as ctx:
             # The API's route went with its row (the gateway told the data plane).
             labels = {"veil.api_id": api_id, "veil.instance": ctx.settings.instance_label}
-            for container_id in ctx.docker.find_containers(labels):
-                ctx.docker.remove_container(container_id, stop_timeout=2)
-            for image_id in ctx.docker.find_images(labels):
-                ctx.docker.remove_image(image_id)
+            await asyncio.to_thread(remove, ctx.docker, labels)
 
     asyncio.run(run())
