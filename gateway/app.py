@@ -36,7 +36,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[GatewayState]:
         engine = create_engine(settings.resolved_database_url, settings.database_timeouts)
         blobs = BlobStore(settings.data_dir / "blobs")
         blobs.ensure()
@@ -52,10 +52,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             login_throttle=LoginThrottle(redis, settings),
             publisher=AsyncPublisher(redis),
         )
-        app.state.veil = state
-        app.state.database_engine = engine  # for /readyz
         try:
-            yield
+            yield state
         finally:
             await state.services.aclose()
             state.builds.close()

@@ -13,15 +13,10 @@ from gateway.state import GatewayState
 from shared.auth.tokens import AccessClaims, bearer_token, decode_access_token
 from shared.db import session_scope
 from shared.errors import Forbidden, Unauthorized
+from shared.http.app import state_of
 from shared.models import User
 
-
-def get_state(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.veil
-    return state
-
-
-State = Annotated[GatewayState, Depends(get_state)]
+State = Annotated[GatewayState, Depends(state_of(GatewayState))]
 
 
 async def get_session(state: State) -> AsyncIterator[AsyncSession]:
