@@ -273,7 +273,7 @@ class Deployer:
         if boost <= spec.cpus:
             return self.docker.run(spec)
         # Start-up CPU boost (as Cloud Run does): interpreters boot CPU-bound, and a
-        # 0.5-CPU quota alone adds ~150 ms to a Node start here. await_ready() puts
+        # small CPU quota visibly slows a Node start (docs/benchmarks.md). await_ready() puts
         # the API's own limit back as soon as the app answers (or removes it).
         container_id = self.docker.run(dataclasses.replace(spec, cpus=boost))
         self._boosted[container_id] = spec.cpus

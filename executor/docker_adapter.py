@@ -362,7 +362,7 @@ class DockerAdapter:
         return any(i.startswith(step) for i in ids for step in step_containers)
 
     def run(self, spec: ContainerSpec) -> str:
-        """Start a container with the platform's baseline restrictions (DESIGN.md §5)."""
+        """Start a container with the platform's baseline restrictions (docs/security.md)."""
         memory = f"{spec.memory_mb}m"
         with translated("start container"):
             container = self._client.containers.run(

@@ -193,8 +193,8 @@ def _reap_orphans(ours: set[int]) -> None:
 
 
 def wait_http(url: str, name: str, children: ChildSet, timeout: float = 120.0) -> None:
-    # Generous: a service that died is reported at once (first_exited); on a busy
-    # 2-core box (load 8) imports alone took over 60 s.
+    # Generous: a service that died is reported at once (first_exited), and on a
+    # busy small machine importing the services alone can take a minute.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         dead = children.first_exited()

@@ -19,8 +19,8 @@ async def plan_for_small_reads(session: AsyncSession) -> None:
     """PostgreSQL, for the rest of this transaction: no JIT compilation and no parallel
     workers. A stats query reads some thousands of rollup rows, but the planner prices
     the bitmap heap scans of the tiled ranges as random reads, and at 10M executions
-    its estimates pass `jit_above_cost`: compiling then took 50-60 ms, the query itself
-    20, and starting two parallel workers 10-20 ms (bench/analytics.py)."""
+    its estimates pass `jit_above_cost`: compiling and starting parallel workers then
+    cost more than the query itself (figures: docs/benchmarks.md, from bench/analytics.py)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text(

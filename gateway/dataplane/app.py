@@ -1,6 +1,7 @@
 """The data plane on :8000: `ANY /<api-slug>/<path>` forwarded to the API's container.
 
-A raw ASGI app on purpose: no framework routing on the hot path (DESIGN.md §6).
+A raw ASGI app on purpose: a framework's routing and request objects would cost CPU on
+every call of the hot path.
 Per call: resolve the slug (cached), authenticate the caller, stream the
 request to the container with a pooled keep-alive client (upstream.py), stream the answer
 back, then emit one execution event.
