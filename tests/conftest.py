@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,34 +34,105 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-async def _create_pg_database(admin_url: str) -> str:
-    name = f"veil_test_{secrets.token_hex(6)}"
+TEMPLATE_DATABASE = "veil_template"
+
+
+async def _connect_admin(admin_url: str) -> asyncpg.Connection:
     dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
     for attempt in range(50):  # the server may still be starting up
         try:
-            connection = await asyncpg.connect(dsn)
-            break
+            return await asyncpg.connect(dsn)
         except (OSError, asyncpg.CannotConnectNowError):
             if attempt == 49:
                 raise
             await asyncio.sleep(0.2)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
+    raise AssertionError("unreachable")
+
+
+def _database_at(admin_url: str, name: str) -> str:
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A freshly migrated database: SQLite, then the same test again on PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}"
-    else:
-        url = await _create_pg_database(request.getfixturevalue("postgres_url"))
+async def create_pg_database(admin_url: str, template: str = "template1") -> str:
+    """A new database on the test server: empty (from `template1`), or a copy of `template`."""
+    name = f"veil_test_{secrets.token_hex(6)}"
+    connection = await _connect_admin(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await connection.close()
+    return _database_at(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head for the whole run. Checkpointed and closed, so
+    the WAL is folded into the file and no -wal/-shm is left: a byte copy is the
+    whole database."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "veil.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()  # the last connection removes -wal and -shm
+    leftovers = [p.name for p in path.parent.iterdir() if p != path]
+    assert not leftovers, f"the template is not a single file: {leftovers}"
+    return path
+
+
+@pytest.fixture(scope="session")
+async def postgres_template(postgres_url: str) -> str:
+    """One PostgreSQL database migrated to head for the whole run; each test's database
+    is a copy of it. Marked a template that takes no connections, since CREATE DATABASE
+    ... TEMPLATE fails while anyone is connected to the source."""
+    url = await create_pg_database(postgres_url)
+    name = url.rsplit("/", 1)[1]
     # Alembic's env runs its own event loop: keep it off the test's loop.
     await asyncio.to_thread(upgrade, url)
+    connection = await _connect_admin(postgres_url)
+    try:
+        await connection.execute(f'ALTER DATABASE "{name}" RENAME TO "{TEMPLATE_DATABASE}"')
+        await connection.execute(
+            f'ALTER DATABASE "{TEMPLATE_DATABASE}" IS_TEMPLATE true ALLOW_CONNECTIONS false'
+        )
+    finally:
+        await connection.close()
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """This test's own SQLite database: a copy of the migrated template."""
+    path = tmp_path / "veil.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def postgres_database_url(postgres_url: str, postgres_template: str) -> str:
+    """This test's own PostgreSQL database: a copy of the migrated template."""
+    return await create_pg_database(postgres_url, template=postgres_template)
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database of this test's own: SQLite, then the same test again on
+    PostgreSQL. Migrated once per run and copied per test (tests/integration/
+    test_migrations.py migrates from scratch)."""
+    url: str = request.getfixturevalue(f"{request.param}_database_url")
     return url
+
+
+@pytest.fixture(params=BACKENDS)
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema at all, for the tests of the migrations themselves."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}"
+    return await create_pg_database(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

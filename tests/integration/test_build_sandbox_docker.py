@@ -11,7 +11,6 @@ directly and through the build proxy.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import io
@@ -33,7 +32,6 @@ from redis.asyncio import Redis
 
 from executor.deploy import Deployer, prepare_networks
 from executor.docker_adapter import deployment_container
-from shared.migrate import upgrade
 from tests.integration.conftest import create_api, deploy_and_wait, signup, zip_bytes
 
 pytestmark = pytest.mark.docker
@@ -45,11 +43,9 @@ SERVER = b"require('http').createServer((q, s) => s.end('ok')).listen(process.en
 
 
 @pytest.fixture
-async def database_url(tmp_path: Path) -> str:
+def database_url(sqlite_database_url: str) -> str:
     """SQLite only: what a build may do does not depend on the database."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}"
-    await asyncio.to_thread(upgrade, url)
-    return url
+    return sqlite_database_url
 
 
 def host_address() -> str:

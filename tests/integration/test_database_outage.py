@@ -24,10 +24,9 @@ from gateway.app import create_app
 from gateway.dataplane.app import DataPlane
 from shared.auth.tokens import issue_access_token
 from shared.db import create_engine, create_sessionmaker
-from shared.migrate import upgrade
 from shared.models import Api, User
 from shared.settings import AnalyticsSettings, DataPlaneSettings, GatewaySettings
-from tests.conftest import _create_pg_database, asgi_client
+from tests.conftest import asgi_client
 from tests.integration.analytics_support import event, feed, stored, wait_stored
 from tests.integration.conftest import assert_error, signup
 from tests.integration.dataplane_support import add_in_order, running_deployment, version_row
@@ -44,10 +43,8 @@ FAST = {
 
 
 @pytest.fixture
-async def real_database(postgres_url: str) -> str:
-    url = await _create_pg_database(postgres_url)
-    await asyncio.to_thread(upgrade, url)
-    return url
+def real_database(postgres_database_url: str) -> str:
+    return postgres_database_url
 
 
 @pytest.fixture

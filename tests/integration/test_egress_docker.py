@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 
 from executor import egress
 from executor.deploy import Deployer, prepare_networks
-from shared.migrate import upgrade
 from tests.integration.conftest import create_api, deploy_and_wait, endpoint_of, signup, zip_bytes
 from tests.integration.test_build_sandbox_docker import host_address, listener
 
@@ -27,11 +26,9 @@ HOSTILE = (Path(__file__).parents[1] / "fixtures" / "hostile_app.py").read_bytes
 
 
 @pytest.fixture
-async def database_url(tmp_path: Path) -> str:
+def database_url(sqlite_database_url: str) -> str:
     """SQLite only: where a container may connect does not depend on the database."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}"
-    await asyncio.to_thread(upgrade, url)
-    return url
+    return sqlite_database_url
 
 
 async def hostile_endpoint(gateway: httpx.AsyncClient, deployer: Deployer) -> str:

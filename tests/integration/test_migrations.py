@@ -19,7 +19,9 @@ def _diff(connection: Connection) -> list[object]:
     return list(compare_metadata(context, Base.metadata))
 
 
-async def test_models_match_migrations_and_downgrade_works(database_url: str) -> None:
+async def test_models_match_migrations_and_downgrade_works(empty_database_url: str) -> None:
+    database_url = empty_database_url
+    await asyncio.to_thread(upgrade, database_url)  # from scratch, as on a first `make run`
     engine = create_engine(database_url)
     async with engine.connect() as connection:
         assert await connection.run_sync(_diff) == []

@@ -7,7 +7,6 @@ checks what the build cache reused. Deploy times are printed (pytest -s shows th
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import tarfile
@@ -23,7 +22,6 @@ from redis.asyncio import Redis
 
 from executor.deploy import Deployer
 from executor.docker_adapter import deployment_container
-from shared.migrate import upgrade
 from tests.integration.conftest import (
     create_api,
     deploy_and_wait,
@@ -39,12 +37,10 @@ GO_IMAGE_MAX_BYTES = 20 * 1000 * 1000
 
 
 @pytest.fixture
-async def database_url(tmp_path: Path) -> str:
+def database_url(sqlite_database_url: str) -> str:
     """SQLite only: building and running images does not depend on the database, and
     every docker test here costs seconds (the shared fixtures run on PostgreSQL too)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}"
-    await asyncio.to_thread(upgrade, url)
-    return url
+    return sqlite_database_url
 
 
 def example_zip(runtime: str, contract: str, changes: dict[str, bytes] | None = None) -> bytes:
