@@ -62,8 +62,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from analytics.billing.repository import calls_between
 from analytics.ingest import pg_rollup
 from analytics.ingest.consumer import EventConsumer, tune_gc
-from analytics.ingest.repository import SQLITE_TIME, store_rows
-from analytics.ingest.rollup import COLUMNS, record
+from analytics.ingest.repository import sqlite_row, store_rows
+from analytics.ingest.rollup import COLUMNS
 from analytics.stats.service import api_stats
 from analytics.stats.windows import ceil_to, floor_to
 from shared.db import create_engine, create_sessionmaker
@@ -287,7 +287,7 @@ async def load_sqlite(url: str, n: int, now: datetime) -> float:
         start = now - SPAN + SPAN * (k * chunk) / n
         events = generate(count, start, start + SPAN * count / n, rng)
         async with sessions() as session:
-            await store_rows(session, [record(e) for e in events])
+            await store_rows(session, [e.values() for e in events])
             await session.commit()
     async with sessions() as session:
         await session.execute(text("ANALYZE"))
@@ -391,7 +391,7 @@ async def ingest(
     assert again.stored == 0
     assert await check_rollups(url) == n
 
-    baseline = await bare_insert(url, [record(e) for e in events], batch)
+    baseline = await bare_insert(url, [e.values() for e in events], batch)
     await redis.aclose()
     await engine.dispose()
     wall = after[0] - before[0]
@@ -433,9 +433,7 @@ async def bare_insert(url: str, rows: list[tuple[Any, ...]], batch: int) -> floa
     started = time.perf_counter()
     for i in range(0, len(rows), batch):
         lite.execute("BEGIN")
-        lite.executemany(
-            insert, [(*r[:12], r[12].strftime(SQLITE_TIME), *r[13:]) for r in rows[i : i + batch]]
-        )
+        lite.executemany(insert, [sqlite_row(r) for r in rows[i : i + batch]])
         lite.execute("COMMIT")
     elapsed = time.perf_counter() - started
     lite.close()

@@ -14,19 +14,14 @@ from __future__ import annotations
 from math import isfinite
 from typing import Any
 
-from analytics.ingest.rollup import COLUMNS
-from shared.events import EVENT_FIELD, event_line, line_values
-from shared.models import Execution
+from shared.events import EVENT_FIELD, FIELDS, NAMES, event_line, line_values
 
 _FIELD = EVENT_FIELD.encode()
-# The text columns and the most characters each takes; the integer and float columns.
-_TEXT = tuple(
-    (i, length)
-    for i, name in enumerate(COLUMNS)
-    if (length := getattr(Execution.__table__.c[name].type, "length", None)) is not None
-)
-_INTS = ((7, 2**31), (15, 2**31), (10, 2**63), (11, 2**63))  # int4, int4, int8, int8
-_FLOATS = (8, 9, 16)
+# The text fields and the most characters each takes; the integer fields and their
+# bounds; the float fields (the columns of `executions` are made from the same).
+_TEXT = tuple((i, f.bound) for i, f in enumerate(FIELDS) if f.kind == "text" and f.bound)
+_INTS = tuple((i, f.bound) for i, f in enumerate(FIELDS) if f.kind == "int" and f.bound)
+_FLOATS = tuple(i for i, f in enumerate(FIELDS) if f.kind == "float")
 
 
 def line_of(fields: dict[Any, Any]) -> bytes:
@@ -49,16 +44,16 @@ def checked(values: tuple[Any, ...]) -> tuple[Any, ...]:
         value = values[i]
         if value is not None and (len(value) > length or "\x00" in value):
             if len(value) > length:
-                raise ValueError(f"{COLUMNS[i]} is longer than {length} characters")
+                raise ValueError(f"{NAMES[i]} is longer than {length} characters")
             values = (*values[:i], value.replace("\x00", "\ufffd"), *values[i + 1 :])
     for i, bound in _INTS:
         value = values[i]
         if value is not None and not -bound <= value < bound:
-            raise ValueError(f"{COLUMNS[i]} is out of range")
+            raise ValueError(f"{NAMES[i]} is out of range")
     for i in _FLOATS:
         value = values[i]
         if value is not None and not isfinite(value):
-            raise ValueError(f"{COLUMNS[i]} is not a finite number")
+            raise ValueError(f"{NAMES[i]} is not a finite number")
     return values
 
 

@@ -45,10 +45,9 @@ from analytics.ingest.rollup import (
     HISTOGRAM_COLUMNS,
     Fold,
     Rollups,
-    record,
     rollups,
 )
-from shared.events import ExecutionEvent, event_line, line_values
+from shared.events import FIELDS, ExecutionEvent, event_line, line_values
 from shared.models.execution import DAY
 
 __all__ = [
@@ -56,7 +55,7 @@ __all__ = [
     "Batch",
     "prepare",
     "prepare_rows",
-    "record",
+    "sqlite_row",
     "store_batch",
     "store_executions",
     "store_rows",
@@ -241,6 +240,18 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime(SQLITE_TIME)
 
 
+_TIMES = tuple(i for i, f in enumerate(FIELDS) if f.kind == "time")
+
+
+def sqlite_row(values: Sequence[Any]) -> tuple[Any, ...]:
+    """An execution row (COLUMNS order) as SQLite stores it: times as text."""
+    row = list(values)
+    for i in _TIMES:
+        if row[i] is not None:
+            row[i] = _sqlite_time(row[i])
+    return tuple(row)
+
+
 def _placeholders(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -270,7 +281,7 @@ async def _store_sqlite(session: AsyncSession, batch: Batch) -> int:
     await connection.exec_driver_sql(
         f"INSERT INTO {pg_rollup.STAGING} ({names}) "  # noqa: S608
         f"VALUES ({_placeholders(len(COLUMNS))})",
-        [(*r[:12], _sqlite_time(r[12]), *r[13:]) for r in rows],
+        [sqlite_row(r) for r in rows],
     )
     result = await connection.exec_driver_sql(
         f"INSERT INTO executions ({names}) SELECT {names} FROM {pg_rollup.STAGING} "  # noqa: S608
@@ -346,4 +357,4 @@ async def store_rows(session: AsyncSession, rows: Sequence[Row]) -> int:
 
 async def store_executions(session: AsyncSession, events: Sequence[ExecutionEvent]) -> int:
     """`store_batch` of some events."""
-    return await store_rows(session, [record(e) for e in events])
+    return await store_rows(session, [e.values() for e in events])

@@ -17,29 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.stats.histogram import BUCKETS, MIN_MS, RATIO
-from shared.events import ExecutionEvent, event_line, line_values
+from shared.events import EVENT_FIELDS, INDEX, NAMES, ExecutionEvent, event_line, line_values
 from shared.models.execution import DAY, HOUR, MINUTE
 
-# The columns of an execution row, in the order of the tuples folded here (and COPYed).
-COLUMNS = (
-    "event_id",
-    "request_id",
-    "api_id",
-    "deployment_id",
-    "caller_id",
-    "method",
-    "path",
-    "status_code",
-    "latency_ms",
-    "upstream_ms",
-    "bytes_in",
-    "bytes_out",
-    "started_at",
-    "key_id",
-    "subscription_id",
-    "version",
-    "gateway_ms",
-)
+COLUMNS = NAMES  # the columns of an execution row (the event's fields), in the line's order
 
 # Counter columns, in the order of the accumulator lists below.
 COUNTERS = (
@@ -72,29 +53,14 @@ CounterKey = tuple[str, int, int, str, str, int]
 # (api_id, bucket_start epoch, metric, bucket)
 HistogramKey = tuple[str, int, str, int]
 _LOG_RATIO = math.log(RATIO)  # as histogram.bucket_of has it
-
-
-def record(e: ExecutionEvent) -> tuple[Any, ...]:
-    """The event as a row of `executions`, in COLUMNS order."""
-    return (
-        e.event_id,
-        e.request_id,
-        e.api_id,
-        e.deployment_id,
-        e.caller_id,
-        e.method,
-        e.path,
-        e.status_code,
-        e.latency_ms,
-        e.upstream_ms,
-        e.bytes_in,
-        e.bytes_out,
-        e.started_at,
-        e.key_id,
-        e.subscription_id,
-        e.version,
-        e.gateway_ms,
-    )
+# The positions, in a line, of the fields the fold reads.
+_EVENT_ID, _STARTED_AT, _LATENCY_MS, _UPSTREAM_MS, _GATEWAY_MS = (
+    INDEX[n] for n in ("event_id", "started_at", "latency_ms", "upstream_ms", "gateway_ms")
+)
+_BYTES_IN, _BYTES_OUT = INDEX["bytes_in"], INDEX["bytes_out"]
+_API_ID, _VERSION, _SUBSCRIPTION_ID, _KEY_ID, _STATUS_CODE = (
+    INDEX[n] for n in ("api_id", "version", "subscription_id", "key_id", "status_code")
+)
 
 
 def floor_epoch(epoch: float, resolution: int) -> int:
@@ -135,8 +101,8 @@ class Fold:
     def __init__(self) -> None:
         self.kept: list[bytes] = []
         self._seen: set[bytes] = set()
-        # Keys as the bytes of the line: (api, minute epoch, version, subscription,
-        # key, status class); each turned into values once, when first seen. An
+        # Keys as the bytes of the line: (api, version, subscription, key, status
+        # code, minute epoch); each turned into values once, when first seen. An
         # accumulator is COUNTERS (last_at as the line has it), then the histograms
         # (bucket -> count) of total, upstream and gateway time of its API and minute.
         self._counters: dict[tuple[Any, ...], list[Any]] = {}
@@ -157,22 +123,22 @@ class Fold:
                 # Only what the fold reads is checked here: a line PostgreSQL refuses
                 # (bad UTF-8, a NUL, too long a field, …) fails the batch's COPY, and
                 # the batch is then read again carefully (repository.py).
-                if len(p) != 17:
+                if len(p) != EVENT_FIELDS:
                     raise ValueError
-                event_id = p[0]
+                event_id = p[_EVENT_ID]
                 if event_id in seen:
                     continue
-                at = p[12]
+                at = p[_STARTED_AT]
                 second = seconds.get(at[:19])
                 if second is None:
                     second = seconds[at[:19]] = _second(at[:19])
                 if len(at) != 32 or not at.endswith(b"+00:00"):
                     raise ValueError
-                latency = float(p[8])
-                upstream = None if p[9] == null else float(p[9])
-                gateway = None if p[16] == null else float(p[16])
-                bytes_in = int(p[10])
-                bytes_out = int(p[11])
+                latency = float(p[_LATENCY_MS])
+                upstream = None if p[_UPSTREAM_MS] == null else float(p[_UPSTREAM_MS])
+                gateway = None if p[_GATEWAY_MS] == null else float(p[_GATEWAY_MS])
+                bytes_in = int(p[_BYTES_IN])
+                bytes_out = int(p[_BYTES_OUT])
                 # histogram.bucket_of, inline (the same expression: the same bucket).
                 if latency < min_ms:
                     t = 0
@@ -195,7 +161,14 @@ class Fold:
                         if g > last_bucket:
                             g = last_bucket
                 # The status code as it is: its class is taken once per key.
-                key = (p[2], second - second % MINUTE, p[15], p[14], p[13], p[7])
+                key = (
+                    p[_API_ID],
+                    p[_VERSION],
+                    p[_SUBSCRIPTION_ID],
+                    p[_KEY_ID],
+                    p[_STATUS_CODE],
+                    second - second % MINUTE,
+                )
                 acc = counters.get(key)
                 if acc is None:
                     acc = counters[key] = self._new(key, latency, at)
@@ -229,9 +202,10 @@ class Fold:
     def _new(self, key: tuple[Any, ...], latency: float, at: bytes) -> list[Any]:
         """A new accumulator for `key` (ValueError for a key that is not one)."""
         self._keys[key] = _key_values(key)
-        histograms = self._histograms.get(key[:2])
+        api_minute = (key[0], key[-1])
+        histograms = self._histograms.get(api_minute)
         if histograms is None:
-            histograms = self._histograms[key[:2]] = ({}, {}, {})
+            histograms = self._histograms[api_minute] = ({}, {}, {})
         return [0, 0, 0, 0.0, latency, 0, 0.0, 0, 0.0, at, *histograms]
 
     def rollups(self) -> Rollups:
@@ -274,7 +248,7 @@ def _text(value: bytes) -> str:
 
 def _key_values(key: tuple[Any, ...]) -> CounterKey:
     """A key of the fold (bytes of the line) as rollup values; ValueError if it is not one."""
-    api, minute, version, subscription, key_id, status_code = key
+    api, version, subscription, key_id, status_code, minute = key
     if api == b"\\N":
         raise ValueError("no API")
     return (
@@ -364,7 +338,7 @@ def rollup_rows(
     events: Iterable[ExecutionEvent],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """`rollups` of some events, each row as a dict of its columns."""
-    counters, per_api, histograms = rollups(record(e) for e in events)
+    counters, per_api, histograms = rollups(e.values() for e in events)
     return (
         [dict(zip(COUNTER_KEY + COUNTERS, row, strict=True)) for row in counters],
         [dict(zip(API_KEY + COUNTERS, row, strict=True)) for row in per_api],

@@ -1,10 +1,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Float, Index, Integer, PrimaryKeyConstraint, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+)
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
+from shared.events import FIELDS, Field
 from shared.models.base import Base, UTCDateTime
 
 # Rollup resolutions, in seconds: minute, hour, day.
@@ -12,34 +26,60 @@ MINUTE, HOUR, DAY = 60, 3600, 86400
 RESOLUTIONS = (MINUTE, HOUR, DAY)
 
 
-class Execution(Base):
-    """One proxied call, stored exactly once: the event id is the primary key."""
+_INTEGERS: dict[int | None, type[TypeEngine[Any]]] = {
+    2**15: SmallInteger,
+    2**31: Integer,
+    2**63: BigInteger,
+}
+_OTHERS: dict[str, type[TypeEngine[Any]]] = {"float": Float, "time": UTCDateTime, "bool": Boolean}
 
-    __tablename__ = "executions"
-    __table_args__ = (
+
+def _column_type(field: Field) -> TypeEngine[Any]:
+    """The column type of an event field: its kind, and its bound for text and integers."""
+    if field.kind == "text":
+        return String(field.bound)
+    if field.kind == "int":
+        return _INTEGERS[field.bound]()
+    return _OTHERS[field.kind]()
+
+
+class Execution(Base):
+    """One proxied call, stored exactly once: the event id is the primary key.
+
+    The columns are the execution event's fields (shared/events.py), in their order,
+    made from them here: a field is added there, and here only by a migration.
+    """
+
+    __table__ = Table(
+        "executions",
+        Base.metadata,
+        *(Column(f.name, _column_type(f), nullable=not f.required) for f in FIELDS),
+        PrimaryKeyConstraint("event_id"),
         Index("ix_executions_api_started", "api_id", "started_at"),
         Index("ix_executions_subscription_started", "subscription_id", "started_at"),
         # No index on started_at alone: the retention purge goes API by API through
         # the first (each index costs every stored event; migration 0013).
     )
 
-    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(64))
-    api_id: Mapped[str] = mapped_column(String(36))
-    deployment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    caller_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    method: Mapped[str] = mapped_column(String(10))
-    path: Mapped[str] = mapped_column(String(2048))
-    status_code: Mapped[int] = mapped_column(Integer)
-    latency_ms: Mapped[float] = mapped_column(Float)
-    upstream_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
-    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    subscription_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    gateway_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # For the type checker only, the columns that code reads as attributes (the
+    # mapping is the table's; tests/unit/test_event_schema.py holds these to it).
+    event_id: Mapped[str]
+    request_id: Mapped[str]
+    api_id: Mapped[str]
+    deployment_id: Mapped[str | None]
+    caller_id: Mapped[str | None]
+    method: Mapped[str]
+    path: Mapped[str]
+    status_code: Mapped[int]
+    latency_ms: Mapped[float]
+    upstream_ms: Mapped[float | None]
+    bytes_in: Mapped[int]
+    bytes_out: Mapped[int]
+    started_at: Mapped[datetime]
+    key_id: Mapped[str | None]
+    subscription_id: Mapped[str | None]
+    version: Mapped[int | None]
+    gateway_ms: Mapped[float | None]
 
 
 class ExecutionRollup(Base):

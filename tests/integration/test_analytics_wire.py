@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics.ingest.consumer import EventConsumer
 from analytics.stats.service import api_stats
-from shared.events import EVENT_FIELD, ExecutionEvent
+from shared.events import EVENT_FIELD, INDEX, ExecutionEvent
 from shared.models import Execution
 from shared.models.execution import LatencyRollup
 from shared.settings import AnalyticsSettings
@@ -106,16 +106,16 @@ async def test_lines_the_database_refuses_are_dropped_and_the_rest_stored(
     now = datetime.now(UTC)
     good = [event("api-1", 200, float(i + 1), now - timedelta(seconds=i)) for i in range(40)]
 
-    def line(e: ExecutionEvent, position: int, value: bytes) -> bytes:
+    def line(e: ExecutionEvent, name: str, value: bytes) -> bytes:
         fields = e.to_line().split(b"\t")
-        fields[position] = value
+        fields[INDEX[name]] = value
         return b"\t".join(fields)
 
-    too_long = line(event("api-1", 200, 1.0, now), 5, b"PROPPATCHED")  # method: 10 at most
-    no_request_id = line(event("api-1", 200, 1.0, now), 1, b"\\N")
+    too_long = line(event("api-1", 200, 1.0, now), "method", b"PROPPATCHED")  # 10 at most
+    no_request_id = line(event("api-1", 200, 1.0, now), "request_id", b"\\N")
     raw_nul = event("api-1", 200, 1.0, now, path="/keep")
-    with_nul = line(raw_nul, 6, b"/ke\x00ep")  # stored, as the encoder would write it
-    bad_utf8 = line(event("api-1", 200, 1.0, now), 6, b"/\xff")
+    with_nul = line(raw_nul, "path", b"/ke\x00ep")  # stored, as the encoder would write it
+    bad_utf8 = line(event("api-1", 200, 1.0, now), "path", b"/\xff")
     for e in good[:20]:
         await redis.xadd(stream, {EVENT_FIELD: e.to_line()})
     for raw in (too_long, no_request_id, with_nul, bad_utf8):
