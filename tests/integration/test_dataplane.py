@@ -67,8 +67,10 @@ async def _echo(request: web.Request) -> web.StreamResponse:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def upstream() -> AsyncIterator[str]:
+    """One echo server for the run: it keeps no state, and stopping it waits for the
+    handlers still running (a `/slow` call a test gave up on sleeps 5 s)."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", _echo)
     runner = web.AppRunner(app)
