@@ -131,30 +131,48 @@ async def test_burst_is_admitted_then_refused(redis: Redis) -> None:
     assert sum(admitted) <= 20 + int(elapsed * 20) + 1
 
 
+async def bucket_time_us(redis: Redis, subscription_id: str) -> float:
+    """The theoretical arrival time (µs, Redis' own clock) of a subscription's rate
+    bucket, as the limit script stored it."""
+    stored = await redis.get(keys_for("veil:rl", subscription_id, windows_at(time.time()))[0])
+    assert stored is not None, "the bucket expired: the load stalled for a whole burst"
+    return float(stored)
+
+
 async def test_two_workers_share_one_rate(redis: Redis, second_redis: Redis) -> None:
-    """Two limiters on two connection pools, one with a clock 3 s off, under continuous load."""
+    """Two limiters on two connection pools, one with a clock 3 s off, under continuous load.
+
+    Counted in Redis' own time, not the test's: the first call sets the shared bucket's
+    arrival time to Redis' `now` plus one interval, and each admitted call moves it by
+    exactly one interval, a refused one not at all. The load runs until a number of
+    calls is admitted, not for a wall-clock time, so a busy machine (stalls under the
+    burst's 1 s) makes the test take longer, never fail."""
     policy = Policy(rate_per_second=20, burst=20, daily_quota=None, monthly_quota=None)
+    interval_us = 1_000_000 / 20
     workers = [
         Limiter(redis, fail_open=False),
         Limiter(second_redis, fail_open=False, clock=lambda: time.time() + 3.0),
     ]
-    admitted = [0, 0]
-    checks = [0, 0]
-    duration = 2.0
+    assert (await workers[0].check("sub-shared", policy)).allowed
+    first_us = await bucket_time_us(redis, "sub-shared") - interval_us  # Redis' now then
+    admitted = [1, 0]
+    checks = [1, 0]
+    give_up = time.perf_counter() + 30
 
-    async def load(index: int, until: float) -> None:
-        while time.perf_counter() < until:
+    async def load(index: int) -> None:
+        while sum(admitted) < 50 and time.perf_counter() < give_up:
             decision = await workers[index].check("sub-shared", policy)
             admitted[index] += decision.allowed
             checks[index] += 1
 
-    started = time.perf_counter()
-    until = started + duration
-    await asyncio.gather(*(load(i % 2, until) for i in range(8)))
-    elapsed = time.perf_counter() - started
-    expected = 20 * elapsed + 20
+    await asyncio.gather(*(load(i % 2) for i in range(8)))
+    moved_us = await bucket_time_us(redis, "sub-shared") - first_us
+    now_s, now_us = await redis.time()
     total = sum(admitted)
-    assert abs(total - expected) <= 0.1 * expected, (total, expected, checks)
+    assert total >= 50, (admitted, checks)
+    assert total == round(moved_us / interval_us), (total, moved_us, checks)
+    # No faster than the rate: the bucket is at most its burst ahead of Redis' clock.
+    assert first_us + moved_us - (now_s * 1_000_000 + now_us) <= 20 * interval_us
     assert all(admitted), admitted  # both workers took part
     assert sum(checks) > 4 * total  # the load really exceeded the limit
 
