@@ -1,26 +1,27 @@
 """Exactly-once storage of execution events, with their rollups, in one transaction.
 
 The event id is the primary key: an event stored before is never stored again,
-and only the rows an insert did store are added to the rollups, so a
+and only the events an insert did store are added to the rollups, so a
 redelivered event changes nothing. A batch holds the events as wire-format lines
-(shared/events.py), which are rows of PostgreSQL's COPY text format.
+(shared/events.py), which are rows of PostgreSQL's COPY text format, and their
+rollups, folded in Python (rollup.Fold) before the transaction.
 
-PostgreSQL (pg_rollup.py): the lines are COPYed, as they are, straight into
-`executions` in a savepoint, and the batch's rollups, folded in Python, are
-upserted from arrays in one statement. A batch with an event stored before (a
-redelivery: rare) fails that COPY on the primary key; the savepoint is rolled back
-and the batch goes through a staging table and one statement that inserts what is
-new (ON CONFLICT DO NOTHING) and rolls up exactly the rows it inserted
-(RETURNING). A batch the database refuses as data (a line our encoder would not
-write: too long a field, say) is read again carefully, line by line: what
-`executions` cannot hold is logged and dropped, the rest stored.
-
-SQLite: the batch goes into a staging table, then INSERT … ON CONFLICT DO
-NOTHING RETURNING event_id; the rollups of those rows are folded in Python and
-upserted: INSERT … ON CONFLICT DO UPDATE SET calls = calls + excluded.calls …
+PostgreSQL: the lines are COPYed, as they are, straight into `executions` in a
+savepoint. A batch with an event stored before (a redelivery: rare) fails that
+COPY on the primary key; the savepoint is rolled back and the lines are COPYed
+into a staging table instead, from which INSERT … ON CONFLICT DO NOTHING
+RETURNING event_id stores what is new. SQLite: every batch takes that staging
+path (its rows bound by executemany). On both, the rollups added are the batch's
+when every event was new, otherwise those of the lines whose ids were inserted,
+folded again: one fold for every path. They are upserted (INSERT … ON CONFLICT
+DO UPDATE SET calls = calls + excluded.calls …) by statements made from the same
+column lists (statements.py), in one statement from arrays on PostgreSQL. A
+batch the database refuses as data (a line our encoder would not write: too long
+a field, say) is read again carefully, line by line: what `executions` cannot
+hold is logged and dropped, the rest stored.
 
 In the same transaction, each API key called in the events stored gets its newest
-call as `last_used_at` (only ever moved forward), read off the batch's rollups.
+call as `last_used_at` (only ever moved forward), read off the stored rollups.
 """
 
 from __future__ import annotations
@@ -35,19 +36,11 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from analytics.ingest import pg_rollup
+from analytics.ingest import statements
 from analytics.ingest.entries import checked, checked_line
-from analytics.ingest.rollup import (
-    API_KEY,
-    COLUMNS,
-    COUNTER_KEY,
-    COUNTERS,
-    HISTOGRAM_COLUMNS,
-    Fold,
-    Rollups,
-    rollups,
-)
-from shared.events import FIELDS, ExecutionEvent, event_line, line_values
+from analytics.ingest.rollup import COUNTER_KEY, Fold, Rollups
+from analytics.ingest.statements import COLUMNS, ROLLUP_TABLES, STAGING
+from shared.events import FIELDS, INDEX, ExecutionEvent, event_line, line_values
 from shared.models.execution import DAY
 
 __all__ = [
@@ -188,6 +181,25 @@ async def _copy_lines(raw: Any, table: str, lines: list[bytes]) -> None:
     await raw.copy_to_table(table, source=_copy_data(lines), columns=COLUMNS, format="text")
 
 
+_EVENT_ID = INDEX["event_id"]
+
+
+def _event_id(line: bytes) -> str:
+    field = line.split(b"\t", _EVENT_ID + 1)[_EVENT_ID]
+    return line_values(line)[_EVENT_ID] if b"\\" in field else field.decode()
+
+
+def _stored_rollups(batch: Batch, inserted: set[str]) -> Rollups:
+    """The rollups of the batch's events that were inserted: the batch's own when every
+    one was, otherwise the fold of exactly those lines."""
+    if len(inserted) == len(batch.lines):
+        return batch.rollups
+    fold = Fold()
+    if fold.add([line for line in batch.lines if _event_id(line) in inserted]):
+        raise ValueError("a line of a prepared batch that the fold does not take")
+    return fold.rollups()
+
+
 async def _store_postgres(session: AsyncSession, batch: Batch) -> int:
     connection = await session.connection()
     # Through SQLAlchemy, so that its transaction is open before the raw calls below.
@@ -197,14 +209,14 @@ async def _store_postgres(session: AsyncSession, batch: Batch) -> int:
     try:
         try:
             await _copy_lines(raw, "executions", batch.lines)
+            folded = batch.rollups
+            stored = len(batch.lines)
         except asyncpg.UniqueViolationError:
             await raw.execute("ROLLBACK TO SAVEPOINT ingest")
             inserted = await _store_postgres_redelivered(connection, raw, batch.lines)
-            if inserted:
-                # The whole batch's times: the events stored before moved the keys at
-                # least as far when they were stored (the times only move forward).
-                await _touch_keys_postgres(raw, batch.rollups)
-            return inserted
+            if not inserted:
+                return 0
+            folded, stored = _stored_rollups(batch, inserted), len(inserted)
     except (asyncpg.DataError, asyncpg.NotNullViolationError) as exc:
         await raw.execute("ROLLBACK TO SAVEPOINT ingest")
         if batch.careful:
@@ -212,27 +224,25 @@ async def _store_postgres(session: AsyncSession, batch: Batch) -> int:
         log.warning("%d events refused (%s); reading them carefully", len(batch.lines), exc)
         return await _store_postgres(session, prepare(batch.lines, careful=True))
     await raw.execute("RELEASE SAVEPOINT ingest")
-    counters, per_api, histograms = batch.rollups
-    await raw.fetchrow(
-        pg_rollup.UPSERT_ROLLUPS,
-        *_arrays(counters, len(COUNTER_KEY) + len(COUNTERS)),
-        *_arrays(per_api, len(API_KEY) + len(COUNTERS)),
-        *_arrays(histograms, len(HISTOGRAM_COLUMNS)),
-    )
-    await _touch_keys_postgres(raw, batch.rollups)
-    return len(batch.lines)
+    arrays = [
+        column
+        for rows, table in zip(folded, ROLLUP_TABLES, strict=True)
+        for column in _arrays(rows, len(table.columns))
+    ]
+    await raw.fetchrow(statements.UPSERT_ROLLUPS_POSTGRES, *arrays)
+    await _touch_keys_postgres(raw, folded)
+    return stored
 
 
 async def _store_postgres_redelivered(
     connection: AsyncConnection, raw: Any, lines: list[bytes]
-) -> int:
-    # The staging table lives as long as the connection and is emptied at each commit.
-    await connection.exec_driver_sql(pg_rollup.CREATE_STAGING)
-    # Sorts and hash aggregates of a big batch stay in memory (the default is 4 MB).
-    await connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-    await _copy_lines(raw, pg_rollup.STAGING, lines)
-    row = await raw.fetchrow(pg_rollup.STORE_AND_ROLL_UP)
-    return int(row[0])
+) -> set[str]:
+    """The lines through the staging table: the ids of the events inserted."""
+    await connection.exec_driver_sql(statements.CREATE_STAGING_POSTGRES)
+    await _copy_lines(raw, STAGING, lines)
+    inserted = {row[0] for row in await raw.fetch(statements.INSERT_NEW)}
+    await raw.execute(statements.CLEAR_STAGING)  # for a next batch in this transaction
+    return inserted
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -240,20 +250,25 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime(SQLITE_TIME)
 
 
+def _sqlite_rows(rows: Iterable[Sequence[Any]], times: Sequence[int]) -> list[Row]:
+    """Rows as SQLite stores them: the values at `times` as text."""
+    out = []
+    for values in rows:
+        row = list(values)
+        for i in times:
+            if row[i] is not None:
+                row[i] = _sqlite_time(row[i])
+        out.append(tuple(row))
+    return out
+
+
 _TIMES = tuple(i for i, f in enumerate(FIELDS) if f.kind == "time")
+_ROLLUP_TIMES = [tuple(i for i, c in enumerate(t.columns) if t.is_time(c)) for t in ROLLUP_TABLES]
 
 
-def sqlite_row(values: Sequence[Any]) -> tuple[Any, ...]:
+def sqlite_row(values: Sequence[Any]) -> Row:
     """An execution row (COLUMNS order) as SQLite stores it: times as text."""
-    row = list(values)
-    for i in _TIMES:
-        if row[i] is not None:
-            row[i] = _sqlite_time(row[i])
-    return tuple(row)
-
-
-def _placeholders(n: int) -> str:
-    return ", ".join("?" * n)
+    return _sqlite_rows([values], _TIMES)[0]
 
 
 async def _store_sqlite(session: AsyncSession, batch: Batch) -> int:
@@ -272,70 +287,25 @@ async def _store_sqlite(session: AsyncSession, batch: Batch) -> int:
         batch = prepare(batch.lines, careful=True)
         rows = [line_values(line) for line in batch.lines]
     connection = await session.connection()
-    names = ", ".join(COLUMNS)
+    await connection.exec_driver_sql(statements.CREATE_STAGING_SQLITE)
+    await connection.exec_driver_sql(statements.CLEAR_STAGING)
     await connection.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {pg_rollup.STAGING} AS "  # noqa: S608
-        f"SELECT {names} FROM executions WHERE 0"
+        f"INSERT INTO {STAGING} ({', '.join(COLUMNS)}) "  # noqa: S608  # constants only
+        f"VALUES ({', '.join('?' * len(COLUMNS))})",
+        _sqlite_rows(rows, _TIMES),
     )
-    await connection.exec_driver_sql(f"DELETE FROM {pg_rollup.STAGING}")  # noqa: S608
-    await connection.exec_driver_sql(
-        f"INSERT INTO {pg_rollup.STAGING} ({names}) "  # noqa: S608
-        f"VALUES ({_placeholders(len(COLUMNS))})",
-        [sqlite_row(r) for r in rows],
-    )
-    result = await connection.exec_driver_sql(
-        f"INSERT INTO executions ({names}) SELECT {names} FROM {pg_rollup.STAGING} "  # noqa: S608
-        "WHERE true ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-    )
+    result = await connection.exec_driver_sql(statements.INSERT_NEW)
     inserted = {row[0] for row in result}
-    await connection.exec_driver_sql(f"DELETE FROM {pg_rollup.STAGING}")  # noqa: S608
-    if len(inserted) == len(rows):
-        folded = batch.rollups
-    elif inserted:
-        folded = rollups([r for r in rows if r[0] in inserted])
-    else:
+    await connection.exec_driver_sql(statements.CLEAR_STAGING)
+    if not inserted:
         return 0
-    await _add_rollups_sqlite(connection, folded)
+    folded = _stored_rollups(batch, inserted)
+    for upsert, rollup_rows, times in zip(
+        statements.UPSERT_ROLLUPS_SQLITE, folded, _ROLLUP_TIMES, strict=True
+    ):
+        await connection.exec_driver_sql(upsert, _sqlite_rows(rollup_rows, times))
     await _touch_keys_sqlite(connection, folded)
     return len(inserted)
-
-
-def _add_counters_sql(table: str, key: tuple[str, ...]) -> str:
-    summed = [
-        f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS if c not in ("latency_max", "last_at")
-    ]
-    # SQLite's two-argument max() is PostgreSQL's greatest().
-    summed += [f"{c} = max({table}.{c}, excluded.{c})" for c in ("latency_max", "last_at")]
-    return (
-        f"INSERT INTO {table} ({', '.join(key + COUNTERS)}) "  # noqa: S608  # constants only
-        f"VALUES ({_placeholders(len(key) + len(COUNTERS))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(summed)}"
-    )
-
-
-_ADD_COUNTERS = _add_counters_sql("execution_rollups", COUNTER_KEY)
-_ADD_API_COUNTERS = _add_counters_sql("api_rollups", API_KEY)
-_ADD_HISTOGRAMS = (
-    f"INSERT INTO latency_rollups ({', '.join(HISTOGRAM_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({_placeholders(len(HISTOGRAM_COLUMNS))}) "
-    "ON CONFLICT (api_id, resolution_s, metric, bucket_start, bucket) "
-    "DO UPDATE SET count = latency_rollups.count + excluded.count"
-)
-
-
-async def _add_rollups_sqlite(connection: AsyncConnection, folded: Rollups) -> None:
-    counters, per_api, histograms = folded
-    await connection.exec_driver_sql(
-        _ADD_COUNTERS,
-        [(*r[:2], _sqlite_time(r[2]), *r[3:-1], _sqlite_time(r[-1])) for r in counters],
-    )
-    await connection.exec_driver_sql(
-        _ADD_API_COUNTERS,
-        [(*r[:2], _sqlite_time(r[2]), *r[3:-1], _sqlite_time(r[-1])) for r in per_api],
-    )
-    await connection.exec_driver_sql(
-        _ADD_HISTOGRAMS, [(*r[:3], _sqlite_time(r[3]), *r[4:]) for r in histograms]
-    )
 
 
 async def store_batch(session: AsyncSession, batch: Batch) -> int:

@@ -17,10 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.stats.histogram import BUCKETS, MIN_MS, RATIO
-from shared.events import EVENT_FIELDS, INDEX, NAMES, ExecutionEvent, event_line, line_values
+from shared.events import EVENT_FIELDS, INDEX, ExecutionEvent, event_line, line_values
 from shared.models.execution import DAY, HOUR, MINUTE
-
-COLUMNS = NAMES  # the columns of an execution row (the event's fields), in the line's order
 
 # Counter columns, in the order of the accumulator lists below.
 COUNTERS = (
@@ -47,6 +45,9 @@ COUNTER_KEY = (
 )
 API_KEY = ("api_id", "resolution_s", "bucket_start", "status_class")
 HISTOGRAM_COLUMNS = ("api_id", "resolution_s", "metric", "bucket_start", "bucket", "count")
+# Two rows of one key combine so: these counters by the larger value, the others (and
+# histogram counts) by their sum. The fold merges so, and so do the upserts.
+LARGEST = ("latency_max", "last_at")
 
 # (api_id, bucket_start epoch, version, subscription_id, key_id, status_class)
 CounterKey = tuple[str, int, int, str, str, int]
@@ -71,17 +72,16 @@ def floor_time(value: datetime, resolution: int) -> datetime:
     return datetime.fromtimestamp(floor_epoch(value.timestamp(), resolution), UTC)
 
 
+_SUMMED_AT = tuple(i for i, c in enumerate(COUNTERS) if c not in LARGEST)
+_LARGEST_AT = tuple(COUNTERS.index(c) for c in LARGEST)
+
+
 def _merge(into: list[Any], other: list[Any]) -> None:
-    into[0] += other[0]
-    into[1] += other[1]
-    into[2] += other[2]
-    into[3] += other[3]
-    into[4] = max(into[4], other[4])
-    into[5] += other[5]
-    into[6] += other[6]
-    into[7] += other[7]
-    into[8] += other[8]
-    into[9] = max(into[9], other[9])
+    for i in _SUMMED_AT:
+        into[i] += other[i]
+    for i in _LARGEST_AT:
+        if other[i] > into[i]:
+            into[i] = other[i]
 
 
 class Fold:
@@ -330,7 +330,7 @@ def rollups_of(lines: Iterable[bytes]) -> Rollups:
 
 
 def rollups(rows: Iterable[Sequence[Any]]) -> Rollups:
-    """`rollups_of` execution rows (tuples in COLUMNS order)."""
+    """`rollups_of` execution rows (tuples in the event's field order)."""
     return rollups_of(event_line(tuple(row)) for row in rows)
 
 

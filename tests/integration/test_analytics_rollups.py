@@ -187,14 +187,15 @@ async def test_batches_holding_stored_events_roll_up_exactly_the_new_ones(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch holding an event stored before takes the careful path on PostgreSQL (the
-    database inserts what is new and rolls up exactly those rows, in SQL); a clean batch
-    is COPYed and rolled up in Python. Both must give the same rollups."""
+    database inserts what is new, and exactly those lines are folded again); a clean
+    batch is COPYed and its own fold added. Both must give the same rollups."""
     careful = []
     redelivered = ingest_repository._store_postgres_redelivered
 
-    async def spy(*args: Any) -> int:
-        careful.append(await redelivered(*args))
-        return careful[-1]
+    async def spy(*args: Any) -> set[str]:
+        inserted = await redelivered(*args)
+        careful.append(len(inserted))
+        return inserted
 
     monkeypatch.setattr(ingest_repository, "_store_postgres_redelivered", spy)
     clean = random_events(600, seed=11)

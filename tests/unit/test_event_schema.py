@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import BigInteger, Boolean, Float, Integer, SmallInteger, String
 
 from analytics.ingest import repository
+from analytics.ingest.statements import ROLLUP_TABLES
 from shared.events import (
     FIELDS,
     INDEX,
@@ -23,7 +24,7 @@ from shared.events import (
     fields_of,
     line_values,
 )
-from shared.models import Execution
+from shared.models import Base, Execution
 from shared.models.base import UTCDateTime
 
 T0 = datetime(2026, 3, 1, 23, 58, 7, 123456, tzinfo=UTC)
@@ -81,6 +82,14 @@ def test_the_models_typed_attributes_are_its_columns() -> None:
         f = FIELDS[INDEX[name]]
         optional = "" if f.required else " | None"
         assert annotation == f"Mapped[{_PYTHON[f.kind]}{optional}]", name
+
+
+def test_the_rollup_upserts_write_every_column_of_their_tables() -> None:
+    for table in ROLLUP_TABLES:
+        model = Base.metadata.tables[table.name]
+        assert set(table.columns) == {c.name for c in model.columns}, table.name
+        assert len(table.columns) == len(model.columns), table.name
+        assert table.key == tuple(c.name for c in model.primary_key), table.name
 
 
 @dataclasses.dataclass(frozen=True)
