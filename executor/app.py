@@ -39,7 +39,7 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
         )
         reconciler = Reconciler(state.deployer, sessions)
         task = asyncio.create_task(
-            reconcile_forever(reconciler, settings.reconcile_interval_seconds)
+            reconcile_forever(reconciler, settings.container_reconcile_interval_seconds)
         )
         try:
             yield state

@@ -188,7 +188,9 @@ class ExecutorSettings(CommonSettings):
     deps_cache_max_mb: int = 4096
     drain_seconds: float = 2.0
     log_tail_lines: int = 50
-    reconcile_interval_seconds: float = 10.0
+    # The containers' reconciler (executor/reconciler.py); not analytics' count
+    # reconciliation, which has reconcile_interval_seconds of its own.
+    container_reconcile_interval_seconds: float = 10.0
     max_restarts: int = 5
     keep_images: int = 5  # per API: the newest versions' images stay for instant rollback
     restart_backoff_seconds: float = 1.0  # doubles with each restart, up to 5 minutes
