@@ -154,10 +154,9 @@ def _dataplane_workers(env: dict[str, str]) -> int:
 def dataplane_command(factory: str, host: str, port: int, workers: int) -> list[str]:
     """The data plane on granian: `workers` processes sharing one listening socket.
 
-    Measured on the 2-core reference box against uvicorn --workers (uvloop, httptools):
-    the server's own cost per request is about half (/healthz: ~60 vs ~115 µs of CPU,
-    21-25k vs 7-12k req/s with 2 workers) and proxied calls are no slower; DESIGN.md
-    §6 found the same (6.6k vs 5.4k req/s). Each worker runs the ASGI
+    Against uvicorn --workers (uvloop, httptools) the server's own cost per request
+    is about half, and proxied calls are no slower (docs/benchmarks.md). Each worker
+    runs the ASGI
     lifespan (startup before it accepts a connection, shutdown on exit); a worker
     whose startup fails exits and takes granian down with a non-zero code, so the
     launcher's /healthz wait fails instead of serving with fewer workers. A worker
