@@ -156,10 +156,10 @@ def dataplane_command(factory: str, host: str, port: int, workers: int) -> list[
 
     Against uvicorn --workers (uvloop, httptools) the server's own cost per request
     is about half, and proxied calls are no slower (docs/benchmarks.md). Each worker
-    runs the ASGI
-    lifespan (startup before it accepts a connection, shutdown on exit); a worker
-    whose startup fails exits and takes granian down with a non-zero code, so the
-    launcher's /healthz wait fails instead of serving with fewer workers. A worker
+    runs the ASGI lifespan (startup before it accepts a connection, shutdown on
+    exit); a worker whose startup fails exits and takes granian down with a non-zero
+    code, so the launcher's /healthz wait fails instead of serving with fewer
+    workers. A worker
     stuck in shutdown is killed after 5 s, before the launcher's own SIGKILL of
     granian could orphan it.
     """
