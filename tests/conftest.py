@@ -101,18 +101,53 @@ async def postgres_template(postgres_url: str) -> str:
     return TEMPLATE_DATABASE
 
 
-@pytest.fixture
-def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    """This test's own SQLite database: a copy of the migrated template."""
-    path = tmp_path / "veil.db"
-    shutil.copyfile(sqlite_template, path)
+class PostgresCopies:
+    """Copies of the template, one made ahead: the next test's database is created by
+    the server while this test runs (on this run's event loop), not in its set-up."""
+
+    def __init__(self, admin_url: str, template: str) -> None:
+        self._admin_url = admin_url
+        self._template = template
+        self._next: asyncio.Task[str] | None = None
+
+    def _start(self) -> asyncio.Task[str]:
+        return asyncio.ensure_future(create_pg_database(self._admin_url, self._template))
+
+    async def take(self) -> str:
+        ready = self._next or self._start()
+        self._next = self._start()
+        return await ready
+
+    async def close(self) -> None:
+        if self._next is not None:
+            await self._next  # not cancelled mid-statement; the server is thrown away
+
+
+@pytest.fixture(scope="session")
+async def postgres_copies(
+    postgres_url: str, postgres_template: str
+) -> AsyncIterator[PostgresCopies]:
+    copies = PostgresCopies(postgres_url, postgres_template)
+    yield copies
+    await copies.close()
+
+
+def copy_sqlite_template(template: Path, directory: Path) -> str:
+    path = directory / "veil.db"
+    shutil.copyfile(template, path)
     return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture
-async def postgres_database_url(postgres_url: str, postgres_template: str) -> str:
+def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """This test's own SQLite database: a copy of the migrated template."""
+    return copy_sqlite_template(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+async def postgres_database_url(postgres_copies: PostgresCopies) -> str:
     """This test's own PostgreSQL database: a copy of the migrated template."""
-    return await create_pg_database(postgres_url, template=postgres_template)
+    return await postgres_copies.take()
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -124,6 +159,26 @@ def database_url(request: pytest.FixtureRequest) -> str:
     PostgreSQL. Migrated once per run and copied per test (tests/integration/
     test_migrations.py migrates from scratch)."""
     url: str = request.getfixturevalue(f"{request.param}_database_url")
+    return url
+
+
+@pytest.fixture(scope="module")
+def module_sqlite_database_url(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    return copy_sqlite_template(sqlite_template, tmp_path_factory.mktemp("module-db"))
+
+
+@pytest.fixture(scope="module")
+async def module_postgres_database_url(postgres_copies: PostgresCopies) -> str:
+    return await postgres_copies.take()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(request: pytest.FixtureRequest) -> str:
+    """One migrated database for the tests of one module on one backend: only for
+    tests that leave nothing behind that another test could see (refused requests)."""
+    url: str = request.getfixturevalue(f"module_{request.param}_database_url")
     return url
 
 
@@ -143,9 +198,9 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> Any:
-    """Build any service's settings pointing at this test's database, Redis and data dir."""
+def settings_maker(database_url: str, redis_url: str, data_dir: Path) -> Any:
+    """Build any service's settings pointing at this database, Redis and data dir, all
+    with the same fresh secrets."""
     jwt_secret = secrets.token_urlsafe(32)
     service_token = secrets.token_urlsafe(32)
     secrets_key = secrets.token_urlsafe(32)
@@ -155,7 +210,7 @@ def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> Any:
             "jwt_secret": jwt_secret,
             "service_token": service_token,
             "secrets_key": secrets_key,
-            "data_dir": tmp_path / "data",
+            "data_dir": data_dir,
             "database_url": database_url,
             "redis_url": redis_url,
         }
@@ -165,6 +220,12 @@ def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> Any:
         return cls(**values)
 
     return make
+
+
+@pytest.fixture
+def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> Any:
+    """Build any service's settings pointing at this test's database, Redis and data dir."""
+    return settings_maker(database_url, redis_url, tmp_path / "data")
 
 
 async def asgi_client(app: Any, base_url: str = "http://test") -> AsyncIterator[httpx.AsyncClient]:

@@ -28,7 +28,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.errors import VeilError
 from shared.models import Deployment
 from shared.settings import ExecutorSettings, GatewaySettings
-from tests.conftest import asgi_client
+from tests.conftest import asgi_client, settings_maker
 
 SAMPLE_APP = b"""\
 import json, os
@@ -55,8 +55,7 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def gateway_settings(make_settings: Any) -> GatewaySettings:
+def _gateway_settings(make_settings: Any) -> GatewaySettings:
     settings: GatewaySettings = make_settings(
         GatewaySettings,
         max_upload_bytes=2 * 1024 * 1024,
@@ -65,6 +64,19 @@ def gateway_settings(make_settings: Any) -> GatewaySettings:
         login_free_failures_per_address=1_000_000,
     )
     return settings
+
+
+@pytest.fixture
+def gateway_settings(make_settings: Any) -> GatewaySettings:
+    return _gateway_settings(make_settings)
+
+
+@pytest.fixture(scope="module")
+def module_gateway_settings(
+    module_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> GatewaySettings:
+    data_dir = tmp_path_factory.mktemp("module-data")
+    return _gateway_settings(settings_maker(module_database_url, redis_url, data_dir))
 
 
 @pytest.fixture
@@ -81,6 +93,17 @@ async def gateway(
     gateway_settings: GatewaySettings, redis: Redis
 ) -> AsyncIterator[httpx.AsyncClient]:
     async for client in asgi_client(create_app(gateway_settings)):
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def module_gateway(
+    module_gateway_settings: GatewaySettings,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One gateway (one lifespan, one database) for a module's tests on one backend, for
+    tests whose requests are all refused: they leave nothing another test could see,
+    and a gateway of their own each cost more than the request they check."""
+    async for client in asgi_client(create_app(module_gateway_settings)):
         yield client
 
 

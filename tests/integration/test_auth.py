@@ -115,9 +115,13 @@ def _forge(secret: str, algorithm: str = "HS256", **claims: object) -> str:
     ],
 )
 async def test_bad_tokens_are_401(
-    gateway: httpx.AsyncClient, gateway_settings: GatewaySettings, kind: str, code: str
+    module_gateway: httpx.AsyncClient,
+    module_gateway_settings: GatewaySettings,
+    kind: str,
+    code: str,
 ) -> None:
-    secret = gateway_settings.jwt_secret.get_secret_value()
+    gateway = module_gateway  # each refused: nothing stored that the next case could see
+    secret = module_gateway_settings.jwt_secret.get_secret_value()
     tokens = {
         "alg_none": "Bearer " + _forge(secret, algorithm="none"),
         "wrong_key": "Bearer " + _forge("not-the-platform-key-but-long-enough-for-hs256"),

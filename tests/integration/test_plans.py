@@ -79,8 +79,9 @@ async def test_plan_crud_is_owner_only(gateway: httpx.AsyncClient) -> None:
     ],
 )
 async def test_invalid_plans_are_422(
-    gateway: httpx.AsyncClient, body: dict[str, object], code: str
+    module_gateway: httpx.AsyncClient, body: dict[str, object], code: str
 ) -> None:
+    gateway = module_gateway  # each refused: nothing stored that the next case could see
     dev = await signup(gateway)
     api = await create_api(gateway, dev)
     response = await gateway.post(f"/api/v1/apis/{api['id']}/plans", json=body, headers=dev)

@@ -89,13 +89,15 @@ async def test_each_upload_is_a_new_content_addressed_version(
     ],
 )
 async def test_bad_uploads_are_refused_and_leave_nothing(
-    gateway: httpx.AsyncClient,
-    gateway_settings: GatewaySettings,
+    module_gateway: httpx.AsyncClient,
+    module_gateway_settings: GatewaySettings,
     content: bytes,
     filename: str,
     status: int,
     code: str,
 ) -> None:
+    # One gateway for every case: each must leave nothing, so none can see another's.
+    gateway, gateway_settings = module_gateway, module_gateway_settings
     gateway_settings.max_archive_files = 20
     alice = await signup(gateway)
     api = await create_api(gateway, alice)
