@@ -21,12 +21,12 @@ from redis.asyncio import Redis
 
 from analytics.app import create_app as create_analytics
 from gateway.app import create_app
-from gateway.dataplane.app import DataPlane
 from shared.auth.tokens import issue_access_token
 from shared.db import create_engine, create_sessionmaker
 from shared.models import Api, User
 from shared.settings import AnalyticsSettings, DataPlaneSettings, GatewaySettings
 from tests.conftest import asgi_client
+from tests.integration.admin_support import data_plane
 from tests.integration.analytics_support import event, feed, stored, wait_stored
 from tests.integration.conftest import assert_error, signup
 from tests.integration.dataplane_support import add_in_order, running_deployment, version_row
@@ -141,30 +141,22 @@ async def test_the_data_plane_serves_what_it_knows_and_refuses_the_rest_quickly(
     )
     token = issue_access_token("u-owner", "developer", settings.jwt_secret.get_secret_value(), 60)
     owner_auth = {"Authorization": f"Bearer {token}"}
-    plane = DataPlane(settings)
-    await plane.startup()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=plane), base_url="http://dp"
-        ) as client:
-            # Once the plane follows invalidations (it drops its caches when it starts
-            # to), what it learns stays cached.
-            await asyncio.sleep(0.5)
-            assert (await client.get("/echo/x", headers=owner_auth)).status_code == 200
-            proxy.blackhole = True
-            await asyncio.sleep(0.5)  # past the TTL: each call now refreshes in the outage
-            for _ in range(3):
-                known, took = await timed(client.get("/echo/x", headers=owner_auth))
-                assert known.status_code == 200, known.text  # answered from what it knew
-            unknown, took = await timed(client.get("/nobody-knows/x", headers=owner_auth))
-            assert_error(unknown, 503, "database_unavailable")
-            assert took < 5, took
-            assert (await client.get("/readyz")).status_code == 503
-            proxy.blackhole = False
-            assert_error(await client.get("/nobody-knows/x", headers=owner_auth), 404)
-            assert (await client.get("/readyz")).status_code == 200
-    finally:
-        await plane.shutdown()
+    # Once the plane follows invalidations (it drops its caches when it starts to),
+    # what it learns stays cached.
+    async with data_plane(settings, redis) as client:
+        assert (await client.get("/echo/x", headers=owner_auth)).status_code == 200
+        proxy.blackhole = True
+        await asyncio.sleep(0.3)  # past the TTL: each call now refreshes in the outage
+        for _ in range(3):
+            known, took = await timed(client.get("/echo/x", headers=owner_auth))
+            assert known.status_code == 200, known.text  # answered from what it knew
+        unknown, took = await timed(client.get("/nobody-knows/x", headers=owner_auth))
+        assert_error(unknown, 503, "database_unavailable")
+        assert took < 5, took
+        assert (await client.get("/readyz")).status_code == 503
+        proxy.blackhole = False
+        assert_error(await client.get("/nobody-knows/x", headers=owner_auth), 404)
+        assert (await client.get("/readyz")).status_code == 200
 
 
 async def test_analytics_stores_every_event_once_across_an_outage(
