@@ -119,7 +119,7 @@ def prepare_rows(rows: Iterable[Row]) -> Batch:
 
 
 def _arrays(rows: Sequence[Row], width: int) -> list[list[Any]]:
-    """Rows as one list per column (UPSERT_ROLLUPS reads arrays)."""
+    """Rows as one list per column (UPSERT_ROLLUPS_POSTGRES reads arrays)."""
     return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
@@ -289,11 +289,7 @@ async def _store_sqlite(session: AsyncSession, batch: Batch) -> int:
     connection = await session.connection()
     await connection.exec_driver_sql(statements.CREATE_STAGING_SQLITE)
     await connection.exec_driver_sql(statements.CLEAR_STAGING)
-    await connection.exec_driver_sql(
-        f"INSERT INTO {STAGING} ({', '.join(COLUMNS)}) "  # noqa: S608  # constants only
-        f"VALUES ({', '.join('?' * len(COLUMNS))})",
-        _sqlite_rows(rows, _TIMES),
-    )
+    await connection.exec_driver_sql(statements.FILL_STAGING_SQLITE, _sqlite_rows(rows, _TIMES))
     result = await connection.exec_driver_sql(statements.INSERT_NEW)
     inserted = {row[0] for row in result}
     await connection.exec_driver_sql(statements.CLEAR_STAGING)

@@ -38,6 +38,7 @@ CREATE_STAGING_SQLITE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} AS "  # noqa: S608  # constants only
     f"SELECT {_NAMES} FROM executions WHERE 0"
 )
+FILL_STAGING_SQLITE = f"INSERT INTO {STAGING} ({_NAMES}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
 CLEAR_STAGING = f"DELETE FROM {STAGING}"  # noqa: S608
 # WHERE true: SQLite reads ON CONFLICT after a bare SELECT … FROM as part of a join.
 INSERT_NEW = (
