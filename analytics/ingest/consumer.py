@@ -35,8 +35,8 @@ def tune_gc(threshold: int) -> tuple[int, int, int]:
 
     A batch read from the stream is hundreds of thousands of small objects alive at
     once (thousands of entries and what the fold keeps of them); with CPython's
-    default the collector walks them over and over: reading and decoding an entry took
-    16 µs of CPU instead of 8 on the 2-core development machine. Ingestion makes no
+    default the collector walks them over and over, which once doubled the CPU of
+    reading and decoding an entry (docs/benchmarks.md). Ingestion makes no
     reference cycles; the little cyclic garbage the process makes is collected later,
     not never (the older generations keep CPython's ratios). What start-up allocated
     is frozen out of the collections. Returns the thresholds it replaced (0: leaves
