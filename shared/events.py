@@ -39,10 +39,11 @@ EXECUTIONS_STREAM = "veil:executions"
 def new_event_id() -> str:
     """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then
     74 random bits. Ordered ids land at the right edge of analytics' primary-key
-    index instead of on a random page each (a random v4 id cost PostgreSQL ~6 µs
-    an event there). From the seeded PRNG, not os.urandom: uuid4() made a syscall
-    per call, ~5% of a worker's CPU under load; the id needs uniqueness, not
-    secrecy, and the generator is seeded from urandom again in each forked worker."""
+    index instead of on a random page each (a random id made every insert touch a
+    page of its own). From the seeded PRNG, not os.urandom: uuid4() made a syscall
+    per call, a visible share of a worker's CPU under load (docs/benchmarks.md); the
+    id needs uniqueness, not secrecy, and the generator is seeded from urandom again
+    in each forked worker."""
     value = (
         (time.time_ns() // 1_000_000) << 80
         | 0x7 << 76
