@@ -6,8 +6,8 @@ one line, so one XADD has eight arguments rather than forty.
 Calls hand their event to the sink and return: a writer task sends what has
 gathered in one MULTI/EXEC round trip (the XADDs, plus per API and minute the
 count that analytics' reconciliation compares with what it stored), so the
-cost of a round trip is shared by every call that finished meanwhile. On this
-box one round trip per call cost ~0.7 ms of CPU; a batch costs ~25 µs an event.
+cost of a round trip is shared by every call that finished meanwhile (a round
+trip per call cost many times a batched event: docs/benchmarks.md).
 
 While Redis is unreachable, events wait in memory (up to `spool_size`; past
 that, new ones are dropped and counted) and the writer retries every
@@ -167,7 +167,7 @@ class EventSink:
     async def _send(self, packed: bytes, replies: int) -> None:
         """Send the pre-packed batch on the writer's kept connection, check every reply.
 
-        redis-py's pipeline packs each argument in Python (~3 µs each) and reads
+        redis-py's pipeline packs each argument in Python and reads
         each reply under its own timeout; here a batch is a few bytes operations
         per event and one read per reply (resp.py).
         """

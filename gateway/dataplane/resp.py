@@ -1,9 +1,9 @@
 """Pre-packed Redis commands on one kept connection: the data plane's hot-path Redis.
 
 Each proxied call costs a limit check and an execution event. redis-py's
-pipeline packs every argument in Python (~3 µs each), checks a connection out
-of the pool per batch and wraps every reply read in its own timeout; measured
-under load here that cost more CPU than the round trip it shared. The data
+pipeline packs every argument in Python, checks a connection out of the pool
+per batch and wraps every reply read in its own timeout; under load that cost
+more CPU than the round trip it shared (docs/benchmarks.md). The data
 plane's two writers (limits.ScriptBatcher, events.EventSink) each send one
 batch at a time, so each keeps one connection and packs its commands itself
 (shared/resp.py).
