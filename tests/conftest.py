@@ -102,32 +102,46 @@ async def postgres_template(postgres_url: str) -> str:
 
 
 class PostgresCopies:
-    """Copies of the template, one made ahead: the next test's database is created by
-    the server while this test runs (on this run's event loop), not in its set-up."""
+    """Copies of the template, one made ahead (the server makes the next test's while
+    this test runs, on this run's event loop) and each dropped after its test, so the
+    cluster holds a few databases rather than one per test. One admin connection."""
 
-    def __init__(self, admin_url: str, template: str) -> None:
+    def __init__(self, connection: asyncpg.Connection, admin_url: str, template: str) -> None:
+        self._connection = connection
+        self._lock = asyncio.Lock()  # a connection runs one statement at a time
         self._admin_url = admin_url
         self._template = template
         self._next: asyncio.Task[str] | None = None
 
-    def _start(self) -> asyncio.Task[str]:
-        return asyncio.ensure_future(create_pg_database(self._admin_url, self._template))
+    async def _execute(self, statement: str) -> None:
+        async with self._lock:
+            await self._connection.execute(statement)
+
+    async def _create(self) -> str:
+        name = f"veil_test_{secrets.token_hex(6)}"
+        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+        return _database_at(self._admin_url, name)
 
     async def take(self) -> str:
-        ready = self._next or self._start()
-        self._next = self._start()
+        ready = self._next or asyncio.ensure_future(self._create())
+        self._next = asyncio.ensure_future(self._create())
         return await ready
+
+    async def drop(self, url: str) -> None:
+        # FORCE: a pool the test did not dispose of would otherwise block the drop.
+        await self._execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
     async def close(self) -> None:
         if self._next is not None:
-            await self._next  # not cancelled mid-statement; the server is thrown away
+            await self.drop(await self._next)
+        await self._connection.close()
 
 
 @pytest.fixture(scope="session")
 async def postgres_copies(
     postgres_url: str, postgres_template: str
 ) -> AsyncIterator[PostgresCopies]:
-    copies = PostgresCopies(postgres_url, postgres_template)
+    copies = PostgresCopies(await _connect_admin(postgres_url), postgres_url, postgres_template)
     yield copies
     await copies.close()
 
@@ -145,9 +159,11 @@ def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def postgres_database_url(postgres_copies: PostgresCopies) -> str:
+async def postgres_database_url(postgres_copies: PostgresCopies) -> AsyncIterator[str]:
     """This test's own PostgreSQL database: a copy of the migrated template."""
-    return await postgres_copies.take()
+    url = await postgres_copies.take()
+    yield url
+    await postgres_copies.drop(url)
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -170,8 +186,10 @@ def module_sqlite_database_url(
 
 
 @pytest.fixture(scope="module")
-async def module_postgres_database_url(postgres_copies: PostgresCopies) -> str:
-    return await postgres_copies.take()
+async def module_postgres_database_url(postgres_copies: PostgresCopies) -> AsyncIterator[str]:
+    url = await postgres_copies.take()
+    yield url
+    await postgres_copies.drop(url)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

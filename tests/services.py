@@ -74,11 +74,18 @@ def _pg_bin(name: str) -> str:
     return found[-1]
 
 
+def _memory_dir() -> str | None:
+    """/dev/shm where there is one: a throw-away cluster needs no disk, and on a busy
+    one each CREATE DATABASE waited for it (10 times as long as in memory)."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """A throw-away cluster owned by the `postgres` user (initdb refuses to run as root)."""
     port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="veil-test-pg-"))
+    workdir = Path(tempfile.mkdtemp(prefix="veil-test-pg-", dir=_memory_dir()))
     user = pwd.getpwnam("postgres")
     os.chown(workdir, user.pw_uid, user.pw_gid)
     datadir = workdir / "data"
