@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor.deploy import Deployer, prepare_networks
@@ -138,6 +140,27 @@ async def upload(
         files={"file": (filename, content, "application/octet-stream")},
         headers=headers,
     )
+
+
+async def published_so_far(pubsub: PubSub) -> list[str]:
+    """Every message on `pubsub`'s channels published until now, in order, without
+    waiting for a quiet moment: Redis answers a subscriber's PING in line with its
+    messages, so everything published before the PING (the gateway publishes before
+    it answers) comes before the pong."""
+    marker = secrets.token_hex(8)
+    await pubsub.ping(marker)
+    received: list[str] = []
+    async with asyncio.timeout(10):
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
+            if message is None or message["type"] not in ("message", "pong"):
+                continue
+            data = message["data"]
+            text = data.decode() if isinstance(data, bytes) else str(data)
+            if message["type"] == "pong" and text == marker:
+                return received
+            if message["type"] == "message":
+                received.append(text)
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:

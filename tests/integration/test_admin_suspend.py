@@ -31,11 +31,12 @@ from tests.integration.conftest import (
     SAMPLE_APP,
     assert_error,
     create_api,
+    published_so_far,
     signup,
     upload,
     zip_bytes,
 )
-from tests.integration.marketplace_support import next_message, public_api, subscribe
+from tests.integration.marketplace_support import public_api, subscribe
 
 ADMIN = "/api/v1/admin"
 
@@ -72,13 +73,6 @@ async def _serving_api(
     assert (await upload(gateway, owner, api["id"], archive)).status_code == 201
     await serve_from(sessions, api["id"], upstream)
     return api
-
-
-async def _drain(pubsub: Any) -> list[str]:
-    messages = []
-    while (message := await next_message(pubsub, within=0.3)) is not None:
-        messages.append(message)
-    return messages
 
 
 async def test_moderation_needs_an_admin(gateway: httpx.AsyncClient) -> None:
@@ -151,7 +145,7 @@ async def test_suspended_api_is_stopped_hidden_refused_and_restored(
             f"{ADMIN}/apis/{api['id']}/suspend", json={"reason": " Phishing pages "}, headers=admin
         )
         assert response.status_code == 200, response.text
-        assert await _drain(pubsub) == [api["slug"]]
+        assert await published_so_far(pubsub) == [api["slug"]]
         await pubsub.unsubscribe(ROUTES_CHANNEL)
     body = response.json()
     assert body["suspended"] is True
@@ -264,7 +258,7 @@ async def test_suspended_user_loses_sign_in_tokens_keys_and_apis(
             f"{ADMIN}/users/{mallory_id}/suspend", json={"reason": "Fraud"}, headers=admin
         )
         assert response.status_code == 200, response.text
-        published = set(await _drain(pubsub))
+        published = set(await published_so_far(pubsub))
         await pubsub.unsubscribe(ROUTES_CHANNEL, KEYS_CHANNEL)
     assert published == {own["slug"], hash_key(plaintext), f"user:{mallory_id}"}
     user = response.json()
