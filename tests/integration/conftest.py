@@ -142,25 +142,30 @@ async def upload(
     )
 
 
-async def published_so_far(pubsub: PubSub) -> list[str]:
-    """Every message on `pubsub`'s channels published until now, in order, without
-    waiting for a quiet moment: Redis answers a subscriber's PING in line with its
-    messages, so everything published before the PING (the gateway publishes before
-    it answers) comes before the pong."""
+async def heard_so_far(pubsub: PubSub) -> list[tuple[str, str]]:
+    """(channel, message) for every message on `pubsub`'s channels published until now,
+    in order, without waiting for a quiet moment: Redis answers a subscriber's PING in
+    line with its messages, so everything published before the PING (the gateway
+    publishes before it answers) comes before the pong."""
     marker = secrets.token_hex(8)
     await pubsub.ping(marker)
-    received: list[str] = []
+    heard: list[tuple[str, str]] = []
     async with asyncio.timeout(10):
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
-            if message is None or message["type"] not in ("message", "pong"):
+            if message is None:
                 continue
             data = message["data"]
             text = data.decode() if isinstance(data, bytes) else str(data)
             if message["type"] == "pong" and text == marker:
-                return received
+                return heard
             if message["type"] == "message":
-                received.append(text)
+                heard.append((message["channel"].decode(), text))
+
+
+async def published_so_far(pubsub: PubSub) -> list[str]:
+    """The messages of `heard_so_far`, without their channels."""
+    return [text for _channel, text in await heard_so_far(pubsub)]
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:

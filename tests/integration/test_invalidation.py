@@ -28,7 +28,7 @@ from shared.invalidation import (
     invalidate,
     publish_on_commit,
 )
-from tests.integration.conftest import create_api, signup
+from tests.integration.conftest import create_api, heard_so_far, signup
 
 
 @pytest.fixture
@@ -38,16 +38,6 @@ async def heard(redis: Redis) -> AsyncIterator[PubSub]:
         for _ in range(2):  # the two subscribe confirmations
             await pubsub.get_message(timeout=5)
         yield pubsub
-
-
-async def _messages(pubsub: PubSub, wait: float = 0.3) -> list[tuple[str, str]]:
-    """Every message heard until none came for `wait` seconds."""
-    out = []
-    while (
-        message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-    ) is not None:
-        out.append((message["channel"].decode(), message["data"].decode()))
-    return out
 
 
 @pytest.fixture
@@ -63,8 +53,8 @@ async def test_published_after_commit_and_never_for_a_rollback(
     publisher = AsyncPublisher(redis)
     async with session_scope(sessions, publisher) as session:
         invalidate(session, invalidation.route("one"), invalidation.key("hash-1"))
-        assert await _messages(heard, 0.1) == []  # nothing before the commit
-    assert await _messages(heard) == [(ROUTES_CHANNEL, "one"), (KEYS_CHANNEL, "hash-1")]
+        assert await heard_so_far(heard) == []  # nothing before the commit
+    assert await heard_so_far(heard) == [(ROUTES_CHANNEL, "one"), (KEYS_CHANNEL, "hash-1")]
 
     async def failing(commit_first: bool) -> None:
         async with session_scope(sessions, publisher) as session:
@@ -77,11 +67,11 @@ async def test_published_after_commit_and_never_for_a_rollback(
 
     with pytest.raises(RuntimeError):
         await failing(commit_first=False)
-    assert await _messages(heard) == []
+    assert await heard_so_far(heard) == []
     # Committed along the way, then the request failed: what was committed is told.
     with pytest.raises(RuntimeError):
         await failing(commit_first=True)
-    assert await _messages(heard) == [(KEYS_CHANNEL, "user:u1")]
+    assert await heard_so_far(heard) == [(KEYS_CHANNEL, "user:u1")]
 
 
 async def test_sync_publisher_publishes_from_the_commit(
@@ -96,7 +86,7 @@ async def test_sync_publisher_publishes_from_the_commit(
             await session.rollback()
             invalidate(session, invalidation.route("sync-2"))
             await session.commit()
-            assert await _messages(heard) == [(ROUTES_CHANNEL, "sync-2")]
+            assert await heard_so_far(heard) == [(ROUTES_CHANNEL, "sync-2")]
     finally:
         client.close()
 
@@ -112,7 +102,7 @@ async def test_a_stop_drops_only_its_own_route(
         async with sessions() as session:
             await repository.clear_route(session, api["id"])  # what the stop job does
             await session.commit()
-        assert await _messages(heard) == [(ROUTES_CHANNEL, api["slug"])]
+        assert await heard_so_far(heard) == [(ROUTES_CHANNEL, api["slug"])]
     finally:
         client.close()
 
