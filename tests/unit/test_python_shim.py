@@ -92,7 +92,8 @@ async def _async_answer(request: Request) -> tuple[int, dict[str, str], str]:
 @pytest.fixture
 def server() -> Iterator[tuple[str, int]]:
     httpd = veil_shim.make_server(_handle, "127.0.0.1", 0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: every 0.5 s unless told.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield "127.0.0.1", httpd.server_address[1]
     httpd.shutdown()
