@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,10 +21,13 @@ from tests.integration.conftest import SAMPLE_APP, zip_bytes
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One platform for the module: starting one costs seconds, and the Redis check
+    changes nothing the journey relies on (the journey comes last: it stops it)."""
     label = f"e2e-{secrets.token_hex(4)}"
-    with running_platform(tmp_path, label, {"VEIL_BCRYPT_ROUNDS": "4"}) as started:
+    workdir = tmp_path_factory.mktemp("journey")
+    with running_platform(workdir, label, {"VEIL_BCRYPT_ROUNDS": "4"}) as started:
         yield started
 
 
