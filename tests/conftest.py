@@ -49,19 +49,19 @@ async def _connect_admin(admin_url: str) -> asyncpg.Connection:
     raise AssertionError("unreachable")
 
 
-def _database_at(admin_url: str, name: str) -> str:
+async def _create_database(connection: asyncpg.Connection, admin_url: str, template: str) -> str:
+    name = f"veil_test_{secrets.token_hex(6)}"
+    await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-async def create_pg_database(admin_url: str, template: str = "template1") -> str:
-    """A new database on the test server: empty (from `template1`), or a copy of `template`."""
-    name = f"veil_test_{secrets.token_hex(6)}"
+async def _create_empty_pg_database(admin_url: str) -> str:
+    """A new database on the test server with no schema (a copy of `template1`)."""
     connection = await _connect_admin(admin_url)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return await _create_database(connection, admin_url, "template1")
     finally:
         await connection.close()
-    return _database_at(admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +86,7 @@ async def postgres_template(postgres_url: str) -> str:
     """One PostgreSQL database migrated to head for the whole run; each test's database
     is a copy of it. Marked a template that takes no connections, since CREATE DATABASE
     ... TEMPLATE fails while anyone is connected to the source."""
-    url = await create_pg_database(postgres_url)
+    url = await _create_empty_pg_database(postgres_url)
     name = url.rsplit("/", 1)[1]
     # Alembic's env runs its own event loop: keep it off the test's loop.
     await asyncio.to_thread(upgrade, url)
@@ -113,14 +113,9 @@ class PostgresCopies:
         self._template = template
         self._next: asyncio.Task[str] | None = None
 
-    async def _execute(self, statement: str) -> None:
-        async with self._lock:
-            await self._connection.execute(statement)
-
     async def _create(self) -> str:
-        name = f"veil_test_{secrets.token_hex(6)}"
-        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
-        return _database_at(self._admin_url, name)
+        async with self._lock:
+            return await _create_database(self._connection, self._admin_url, self._template)
 
     async def take(self) -> str:
         ready = self._next or asyncio.ensure_future(self._create())
@@ -129,7 +124,8 @@ class PostgresCopies:
 
     async def drop(self, url: str) -> None:
         # FORCE: a pool the test did not dispose of would otherwise block the drop.
-        await self._execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        async with self._lock:
+            await self._connection.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
     async def close(self) -> None:
         if self._next is not None:
@@ -205,7 +201,7 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
     """A database with no schema at all, for the tests of the migrations themselves."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}"
-    return await create_pg_database(request.getfixturevalue("postgres_url"))
+    return await _create_empty_pg_database(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
