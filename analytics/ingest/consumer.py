@@ -50,9 +50,10 @@ def tune_gc(threshold: int) -> tuple[int, int, int]:
 
 
 def restore_gc(previous: tuple[int, int, int]) -> None:
+    """Undo `tune_gc` (at shutdown: no collection here, the process is ending or the
+    next collection comes with the thresholds restored)."""
     gc.set_threshold(*previous)
     gc.unfreeze()
-    gc.collect()
 
 
 class EventConsumer:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.auth import repository
 from gateway.auth.schemas import TokensOut
 from gateway.auth.throttle import LoginThrottle
-from shared.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from shared.auth.passwords import dummy_hash, hash_password, verify_password
 from shared.auth.tokens import hash_refresh_token, issue_access_token, new_refresh_token
 from shared.errors import Conflict, Forbidden, Unauthorized
 from shared.models import RefreshToken, User
@@ -50,7 +50,7 @@ async def login(
     email = normalise_email(email)
     await throttle.check(email, address)  # before bcrypt: a locked guesser costs nothing
     user = await repository.find_user_by_email(session, email)
-    stored = user.password_hash if user is not None else DUMMY_HASH
+    stored = user.password_hash if user is not None else dummy_hash(settings.bcrypt_rounds)
     ok = await asyncio.to_thread(verify_password, password, stored)
     if user is None or not ok:
         await throttle.failed(email, address)

@@ -7,6 +7,7 @@ passphrases are not silently truncated at bcrypt's 72-byte limit.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 import bcrypt
@@ -27,6 +28,10 @@ def verify_password(password: str, password_hash: str) -> bool:
         return False
 
 
-# Checked against when the email is unknown, so a login takes as long either way
-# and response time does not reveal which emails have accounts.
-DUMMY_HASH = hash_password("veil-timing-equaliser", rounds=12)
+@functools.cache
+def dummy_hash(rounds: int) -> str:
+    """Checked against when the email is unknown, so a login takes as long either
+    way and response time does not reveal which emails have accounts: made at the
+    cost real hashes are made at (a fixed cost would answer unknown emails faster
+    or slower than known ones whenever the setting differs), once per process."""
+    return hash_password("veil-timing-equaliser", rounds=rounds)
