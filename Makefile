@@ -23,7 +23,7 @@ test:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
-	$(UV) run pytest -n 2 --dist loadgroup
+	$(UV) run pytest
 
 admin:  # make admin EMAIL=you@example.com (asks for the password)
 	$(UV) run python -m gateway.admin.create_admin $(EMAIL)

@@ -22,19 +22,6 @@ from tests.services import postgres_server, redis_server
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 
-# Tests on the Docker engine share it and this host's firewall chains, the build
-# proxy's port, and one of them restarts dockerd: under pytest-xdist (`make test`
-# runs two workers) they all go to one worker, in order, while the other worker
-# takes the rest.
-ENGINE_MARKERS = ("docker", "e2e", "ui")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if any(item.get_closest_marker(name) for name in ENGINE_MARKERS):
-            item.add_marker(pytest.mark.xdist_group("engine"))
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     with redis_server() as url:
