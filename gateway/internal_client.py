@@ -1,13 +1,25 @@
-"""Calls from the gateway to the platform's internal services (executor, analytics)."""
+"""Calls from the gateway to the platform's internal services (executor, analytics).
+
+Each answer is checked against the model the gateway's endpoint documents. One
+that does not fit is that service's fault, never the caller's: a 502 in the one
+error shape (and a log line saying what did not fit), not a 500 from the
+response model or a body that contradicts the OpenAPI document.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
-from shared.errors import ServiceUnavailable, VeilError
+from shared.errors import BadGateway, ServiceUnavailable, VeilError
 from shared.http.context import current_request_id
+
+log = logging.getLogger("veil.gateway.internal")
+
+M = TypeVar("M", bound=BaseModel)
 
 # A restart waits for the app to answer again (the executor's start timeout).
 RESTART_TIMEOUT_SECONDS = 60.0
@@ -22,9 +34,11 @@ async def call_service(
     method: str,
     url: str,
     token: str,
+    model: type[M],
     params: dict[str, Any] | None = None,
     timeout: float | None = None,  # noqa: ASYNC109  # httpx's own per-request timeout
-) -> Any:
+) -> M:
+    """The service's answer as a `model`."""
     headers = {"Authorization": f"Bearer {token}", "X-Request-Id": current_request_id.get()}
     try:
         response = await client.request(
@@ -46,4 +60,14 @@ async def call_service(
             code=str(error.get("code", "internal_error")),
             status=response.status_code,
         )
-    return body
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        log.warning(
+            "internal answer is not a %s: %s",
+            model.__name__,
+            exc.errors(include_url=False, include_input=False),
+        )
+        raise BadGateway(
+            "An internal service gave an answer of the wrong shape.", code="bad_internal_answer"
+        ) from exc

@@ -17,7 +17,6 @@ from gateway.admin import audit
 from gateway.admin.moderation import router as moderation_router
 from gateway.build_queue import STOP_JOB
 from gateway.deps import Admin, Session, State
-from gateway.internal_answers import answer_as
 from gateway.internal_client import RESTART_TIMEOUT_SECONDS, call_service
 from shared.errors import NotFound
 from shared.models import Api, ApiVersion, Deployment, User
@@ -68,14 +67,12 @@ async def deployments(_admin: Admin, session: Session, state: State) -> AdminDep
         .where(Deployment.status.in_(LIVE_STATUSES))
         .order_by(Deployment.created_at.desc())
     )
-    live = answer_as(
+    live = await call_service(
+        state.services,
+        "GET",
+        f"{state.settings.executor_url}/internal/v1/containers",
+        state.settings.service_token.get_secret_value(),
         ContainerList,
-        await call_service(
-            state.services,
-            "GET",
-            f"{state.settings.executor_url}/internal/v1/containers",
-            state.settings.service_token.get_secret_value(),
-        ),
     )
     by_deployment = {c.deployment_id: c for c in live.items if c.deployment_id}
     items = [
@@ -111,14 +108,14 @@ async def stop_api(api_id: str, admin: Admin, session: Session, state: State) ->
 @router.post("/apis/{api_id}/restart")
 async def restart_api(api_id: str, admin: Admin, session: Session, state: State) -> RestartOut:
     api = await _api_or_404(session, api_id)
-    body = await call_service(
+    restarted = await call_service(
         state.services,
         "POST",
         f"{state.settings.executor_url}/internal/v1/apis/{api.id}/restart",
         state.settings.service_token.get_secret_value(),
+        RestartOut,
         timeout=RESTART_TIMEOUT_SECONDS,
     )
-    restarted = answer_as(RestartOut, body)
     audit.record(session, admin, "api.restart", "api", api.id, slug=api.slug)
     return restarted
 

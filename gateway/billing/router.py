@@ -15,7 +15,6 @@ from analytics.billing.schemas import EarningsOut, InvoiceDetail, InvoiceList, U
 from gateway.billing.quotas import quotas
 from gateway.billing.schemas import SubscriptionUsage
 from gateway.deps import CurrentUser, Developer, Session, State
-from gateway.internal_answers import answer_as
 from gateway.internal_client import call_service
 from gateway.state import GatewayState
 from gateway.subscriptions import service as subscriptions
@@ -32,14 +31,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def analytics(state: GatewayState, model: type[M], path: str, **params: str | None) -> M:
-    body = await call_service(
+    return await call_service(
         state.services,
         "GET",
         f"{state.settings.analytics_url}/internal/v1/billing{path}",
         state.settings.service_token.get_secret_value(),
+        model,
         params={k: v for k, v in params.items() if v is not None},
     )
-    return answer_as(model, body)
 
 
 @router.get("/api/v1/subscriptions/{subscription_id}/usage")

@@ -17,7 +17,6 @@ from gateway.deployments.schemas import (
     StatusOut,
 )
 from gateway.deps import Developer, Session, State
-from gateway.internal_answers import answer_as
 from gateway.internal_client import RESTART_TIMEOUT_SECONDS, call_service
 from shared.errors import NotFound
 
@@ -111,14 +110,14 @@ async def logs(
 ) -> LogsOut:
     """Runtime logs (stdout and stderr) of the API's running container."""
     api = await get_owned_or_404(session, api_id, user)
-    body = await call_service(
+    return await call_service(
         state.services,
         "GET",
         f"{state.settings.executor_url}/internal/v1/apis/{api.id}/logs",
         state.settings.service_token.get_secret_value(),
+        LogsOut,
         params={"tail": tail},
     )
-    return answer_as(LogsOut, body)
 
 
 @router.post("/{api_id}/start", status_code=status.HTTP_202_ACCEPTED)
@@ -133,14 +132,14 @@ async def restart(api_id: str, user: Developer, session: Session, state: State) 
     """Restart the running container in place and wait until it answers again."""
     api = await get_owned_or_404(session, api_id, user)
     ensure_not_suspended(api)
-    body = await call_service(
+    return await call_service(
         state.services,
         "POST",
         f"{state.settings.executor_url}/internal/v1/apis/{api.id}/restart",
         state.settings.service_token.get_secret_value(),
+        RestartOut,
         timeout=RESTART_TIMEOUT_SECONDS,
     )
-    return answer_as(RestartOut, body)
 
 
 @router.post("/{api_id}/stop", status_code=status.HTTP_202_ACCEPTED)

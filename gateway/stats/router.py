@@ -17,7 +17,6 @@ from analytics.history.schemas import ExecutionPage
 from analytics.stats.schemas import ApiStats
 from gateway.apis.service import get_owned_or_404
 from gateway.deps import CurrentUser, Developer, Session, State
-from gateway.internal_answers import answer_as
 from gateway.internal_client import call_service
 from gateway.state import GatewayState
 from gateway.stats.schemas import OwnerApiStats
@@ -43,14 +42,14 @@ def _params(**values: Any) -> dict[str, Any]:
 
 
 async def _analytics(state: GatewayState, model: type[M], path: str, params: dict[str, Any]) -> M:
-    body = await call_service(
+    return await call_service(
         state.services,
         "GET",
         f"{state.settings.analytics_url}/internal/v1/{path}",
         state.settings.service_token.get_secret_value(),
+        model,
         params=params,
     )
-    return answer_as(model, body)
 
 
 @router.get("/api/v1/apis/{api_id}/stats")
