@@ -23,3 +23,4 @@ class AnalyticsState:
     billing: BillingJob
     # The periodic reconciliation's last report (None before its first run).
     last_reconciliation: ReconciliationReport | None = None
+    publisher: None = None  # nothing analytics changes is cached by the data plane

@@ -22,3 +22,4 @@ class ExecutorState:
     docker: DockerAdapter
     redis: Redis
     deployer: Deployer
+    publisher: None = None  # the sessionmaker publishes from the commit instead

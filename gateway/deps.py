@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.service import ensure_not_suspended
 from gateway.state import GatewayState
 from shared.auth.tokens import AccessClaims, bearer_token, decode_access_token
-from shared.db import session_scope
 from shared.errors import Forbidden, Unauthorized
-from shared.http.app import state_of
+from shared.http.app import ServiceSession, state_of
 from shared.models import User
 
 State = Annotated[GatewayState, Depends(state_of(GatewayState))]
 
 
-async def get_session(state: State) -> AsyncIterator[AsyncSession]:
-    async with session_scope(state.sessions, state.publisher) as session:
-        yield session
-
-
-# scope="function": commit (or roll back) before the response goes out, so a
-# client never sees success for a write that did not land, and a streaming
-# response does not hold a database connection while it streams. What the
-# request invalidated (shared/invalidation.py) is published after that commit.
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# Committed before the response goes out; what the request invalidated
+# (shared/invalidation.py) is published after that commit, by state.publisher.
+Session = ServiceSession
 
 
 def get_claims(request: Request, state: State) -> AccessClaims:

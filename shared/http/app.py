@@ -15,14 +15,16 @@ from starlette.responses import Response
 from shared.db import database_ready, session_scope
 from shared.http.errors import install_error_handlers
 from shared.http.request_id import RequestIdMiddleware
+from shared.invalidation import AsyncPublisher
 from shared.settings import CommonSettings
 
 
 @runtime_checkable
 class ServiceState(Protocol):
     """What every service's state provides: its settings (the service token checks
-    internal calls: shared/http/service_auth.py), its engine (for /readyz) and its
-    sessions."""
+    internal calls: shared/http/service_auth.py), its engine (for /readyz), its
+    sessions, and the publisher of what a request's session invalidated (None where
+    nobody publishes after the request: see `service_session`)."""
 
     @property
     def settings(self) -> CommonSettings: ...
@@ -32,6 +34,9 @@ class ServiceState(Protocol):
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def publisher(self) -> AsyncPublisher | None: ...
 
 
 S = TypeVar("S", bound=ServiceState)
@@ -58,15 +63,17 @@ def state_of(kind: type[S]) -> Callable[[Request], S]:
 
 async def service_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request that commits, or rolls back on an error. What it
-    invalidates is published by the sessionmaker (the executor's) or by nobody
-    (analytics changes nothing the data plane caches); the gateway publishes after
-    the commit with a session dependency of its own."""
-    async with session_scope(service_state(request.app).sessions) as session:
+    invalidates is published after the commit by the state's publisher (the
+    gateway's), from the commit by the sessionmaker (the executor's), or by nobody
+    (analytics changes nothing the data plane caches)."""
+    state = service_state(request.app)
+    async with session_scope(state.sessions, state.publisher) as session:
         yield session
 
 
 # scope="function": committed before the response goes out, so a client never sees
-# success for a write that did not land.
+# success for a write that did not land, and a streaming response does not hold a
+# database connection while it streams.
 ServiceSession = Annotated[AsyncSession, Depends(service_session, scope="function")]
 
 
